@@ -1,0 +1,201 @@
+"""The render child: runs one job's scene(s) and writes `result.json` in its job directory.
+
+Runs as `python -I -m watcher.child JOB_DIR` (a fresh interpreter per job) with the
+environment from `sandbox.child_environment`. Never imported by the parent. The parent
+trusts nothing written here: success still needs exit status 0 and an MP4 that verifies.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import signal
+import sys
+import traceback
+import types
+from pathlib import Path
+from typing import Any
+
+from . import sandbox
+from .config import Render
+from .errors import excerpt
+
+# Programs Manim runs; a FileNotFoundError naming one is the host's fault, not the scene's.
+TOOLS = ("latex", "pdflatex", "xelatex", "lualatex", "dvisvgm", "ffmpeg")
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # result.json holds the error
+
+
+class SceneTimeout(BaseException):
+    """Raised by SIGALRM. A BaseException so that `except Exception` in a scene cannot swallow it."""
+
+
+def _on_alarm(signum: int, frame: Any) -> None:
+    raise SceneTimeout()
+
+
+def main(job_dir: Path) -> int:
+    spec = json.loads((job_dir / "job.json").read_text(encoding="utf-8"))
+    render = Render(**spec["render"])
+    sandbox.enter(render)
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, render.timeout)
+    os.chdir(job_dir)
+    try:
+        result = run(spec, job_dir)
+    except SceneTimeout:  # the alarm fired between phases
+        result = {"ok": False, "record": _timeout_record(spec, render)}
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    (job_dir / "result.json").write_text(json.dumps(result), encoding="utf-8")
+    return EXIT_OK if result["ok"] else EXIT_FAILED
+
+
+def run(spec: dict[str, Any], job_dir: Path) -> dict[str, Any]:
+    """Import Manim, execute the scene module, render each selected scene."""
+    render = Render(**spec["render"])
+    scene_path = str(job_dir / spec["filename"])
+    phase = "environment"
+    try:
+        import manim
+        from manim import tempconfig
+
+        phase = "import"
+        source = Path(scene_path).read_text(encoding="utf-8-sig")
+        module = types.ModuleType("scene")
+        module.__file__ = scene_path
+        sys.modules["scene"] = module
+        exec(compile(source, scene_path, "exec"), module.__dict__)
+
+        phase = "render"
+        videos = []
+        for scene_name, output in zip(spec["scenes"], spec["outputs"], strict=True):
+            cls = module.__dict__.get(scene_name)
+            if not (isinstance(cls, type) and issubclass(cls, manim.Scene)):
+                raise TypeError(f"{scene_name} is not a Manim Scene subclass at run time")
+            options = {
+                "media_dir": str(job_dir / "media"),
+                "video_dir": str(job_dir / "out"),
+                "output_file": output,
+                "quality": render.quality,
+                "format": "mp4",
+                "write_to_movie": True,
+                "disable_caching": True,
+                "progress_bar": "none",
+                "verbosity": "WARNING",
+                "preview": False,
+                "notify_outdated_version": False,
+            }
+            with tempconfig(options):
+                scene = cls()
+                scene.render()
+                movie = Path(scene.renderer.file_writer.movie_file_path)
+            videos.append(str(movie))
+        return {"ok": True, "videos": videos}
+    except SceneTimeout as exc:
+        # Where the scene was when time ran out is the most useful line to report.
+        record = describe(exc, phase, scene_path, spec["filename"], job_dir)
+        return {"ok": False, "record": {**record, **_timeout_record(spec, render)}}
+    except BaseException as exc:  # noqa: BLE001 - everything a scene raises becomes a record
+        return {"ok": False, "record": describe(exc, phase, scene_path, spec["filename"], job_dir)}
+
+
+def _timeout_record(spec: dict[str, Any], render: Render) -> dict[str, Any]:
+    return {
+        "phase": "timeout",
+        "type": "RenderTimeout",
+        "message": f"the scene ran longer than render.timeout = {render.timeout:g} s",
+        "hint": "shorten the animation (fewer or shorter run_time values) or raise render.timeout",
+    }
+
+
+def describe(exc: BaseException, phase: str, scene_path: str, filename: str, job_dir: Path) -> dict[str, Any]:
+    """Turn an exception into record fields, with locations mapped to the user's file."""
+    tb = traceback.extract_tb(exc.__traceback__)
+    user = [f for f in tb if f.filename == scene_path]
+    record: dict[str, Any] = {
+        "phase": phase,
+        "type": type(exc).__name__,
+        # Messages must not point into the job directory, a temp folder the user never sees.
+        "message": (str(exc) or type(exc).__name__).replace(f"{job_dir}/", ""),
+        "frames": [{"line": f.lineno, "function": f.name, "code": (f.line or "")[:200]} for f in user],
+    }
+    if user:
+        record["line"] = user[-1].lineno
+        colno = getattr(user[-1], "colno", None)
+        record["column"] = colno + 1 if colno is not None else None
+    if isinstance(exc, SyntaxError) and exc.filename == scene_path:
+        record["line"], record["column"] = exc.lineno, exc.offset
+    try:
+        record["excerpt"] = excerpt(Path(scene_path).read_text(encoding="utf-8-sig"), record.get("line"))
+    except OSError:
+        pass
+
+    if isinstance(exc, SystemExit):
+        record["message"] = f"the scene called sys.exit({exc.code!r}) before the video was written"
+    elif isinstance(exc, MemoryError):
+        record.update(phase="resource", limit="memory", message="the scene ran out of memory (render.memory_limit_mb)")
+    elif isinstance(exc, OSError) and exc.errno == errno.EFBIG:
+        record.update(phase="resource", limit="file size", message=f"{exc} (render.max_output_mb)")
+    elif isinstance(exc, OSError) and exc.errno == errno.EMFILE:
+        record.update(phase="resource", limit="open files", message=f"{exc} (render.max_open_files)")
+    elif isinstance(exc, FileNotFoundError) and (exc.filename in TOOLS or any(t in str(exc) for t in TOOLS[:5])):
+        record.update(phase="environment", hint=f"{exc.filename or 'a LaTeX tool'} is not installed on this host")
+    elif phase == "environment":
+        record["hint"] = "Manim could not be imported on this host: a system library or package is missing"
+    elif "latex error" in str(exc).lower() or "tex error" in str(exc).lower():
+        record["type"] = "LaTeXError"
+        record["latex"] = latex_details(job_dir)
+        if record["latex"] and record["latex"]["errors"]:
+            first = record["latex"]["errors"][0].splitlines()[0].lstrip("! ")
+            record["message"] = f"LaTeX could not typeset an expression: {first}"
+        record["hint"] = "check the TeX string: use a raw string r'...' for backslashes and balanced braces"
+    elif "has no play calls" in str(exc):
+        record["hint"] = "a scene must animate at least once: add self.play(...) or self.wait() to construct()"
+    elif isinstance(exc, NameError):
+        record["hint"] = "is the name spelled right and imported? `from manim import *` brings Manim's names"
+    elif isinstance(exc, (AttributeError, TypeError)) and phase == "render":
+        record["hint"] = "check the call against the Manim Community 0.22 API"
+    return record
+
+
+def latex_details(job_dir: Path) -> dict[str, Any] | None:
+    """The error lines of the newest LaTeX log, and the TeX source line they point at."""
+    logs = sorted((job_dir / "media").rglob("*.log"), key=lambda p: p.stat().st_mtime)
+    if not logs:
+        return None
+    log = logs[-1]
+    text = log.read_text(encoding="utf-8", errors="replace")
+    lines = text.splitlines()
+    # TeX reports "! message", some context, then "l.N <text up to the error>".
+    errors: list[str] = []
+    for i, line in enumerate(lines):
+        if line.startswith("!"):
+            block = [line]
+            for follow in lines[i + 1 : i + 8]:
+                block.append(follow)
+                if re.match(r"^l\.\d+", follow):
+                    break
+            errors.append("\n".join(block))
+    details: dict[str, Any] = {"errors": errors[:5]}
+    m = re.search(r"^l\.(\d+) ?(.*)$", text, re.MULTILINE)
+    tex = log.with_suffix(".tex")
+    if m:
+        details["tex_line"] = int(m.group(1))
+        if tex.exists():
+            lines = tex.read_text(encoding="utf-8", errors="replace").splitlines()
+            n = int(m.group(1))
+            if 0 < n <= len(lines):
+                details["tex_source"] = lines[n - 1]
+    return details
+
+
+if __name__ == "__main__":
+    code = main(Path(sys.argv[1]))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # os._exit: a scene's leftover non-daemon threads (Manim's encoder, the scene's own)
+    # must not keep a finished job alive until the parent's kill.
+    os._exit(code)

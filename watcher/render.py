@@ -1,0 +1,382 @@
+"""Render one scene in an isolated child process and verify what comes out.
+
+The parent never runs scene code. Each job gets a private directory under the work
+folder; the child (`watcher.child`) runs there in its own session with a scrubbed
+environment and its own limits, and raises SceneTimeout on SIGALRM. The parent watches
+the child's pidfd and output pipe, and SIGKILLs the whole process group once
+timeout + grace has passed on the wall clock. Success means exit status 0 AND MP4s that
+PyAV opens, with at least one frame and a positive duration.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import sandbox
+from .config import QUALITIES, Settings, default_settings
+from .errors import ErrorRecord, InvalidScene, RenderError, RenderTimeout, excerpt
+from .validate import check_scene, findings_record, validate_scene_code
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class VideoInfo:
+    width: int
+    height: int
+    duration: float
+    frames: int
+    fps: float
+
+
+@dataclass
+class RenderResult:
+    """The outcome of one job. `videos` live in the job directory until the context exits."""
+
+    filename: str
+    ok: bool
+    videos: list[Path] = field(default_factory=list)
+    info: list[VideoInfo] = field(default_factory=list)
+    record: ErrorRecord | None = None
+    scenes: list[str] = field(default_factory=list)
+    duration: float = 0.0
+    cancelled: bool = False
+
+
+@contextlib.contextmanager
+def render_job(
+    source: bytes,
+    filename: str,
+    settings: Settings,
+    *,
+    scenes: list[str] | None = None,
+    cancel: threading.Event | None = None,
+) -> Iterator[RenderResult]:
+    """Validate and render `source` (the bytes of the user's `filename`).
+
+    Yields a RenderResult whose videos are inside the job directory; the job directory is
+    removed when the `with` block ends, on success and on failure. `scenes`, when given,
+    skips the static checks (the caller already ran them). Setting `cancel` stops the
+    render (the result then has `cancelled=True` and no record).
+    """
+    started = time.monotonic()
+    if scenes is None:
+        check = check_scene(source, settings, filename)
+        if not check.ok:
+            record = findings_record(check, filename)
+            _complete(record, settings, started)
+            yield RenderResult(filename, ok=False, record=record, duration=record.duration or 0.0)
+            return
+        scenes = check.selected
+    work = settings.folders.work
+    work.mkdir(parents=True, exist_ok=True)
+    job_dir = Path(tempfile.mkdtemp(prefix=f"job-{_safe(Path(filename).stem)[:40]}-", dir=work))
+    try:
+        result = _run_child(job_dir, source, filename, scenes, settings, cancel, started)
+        yield result
+    finally:
+        shutil.rmtree(job_dir, ignore_errors=True)
+
+
+def _run_child(
+    job_dir: Path,
+    source: bytes,
+    filename: str,
+    scenes: list[str],
+    settings: Settings,
+    cancel: threading.Event | None,
+    started: float,
+) -> RenderResult:
+    stem = _safe(Path(filename).stem) or "scene"
+    outputs = [stem] if len(scenes) == 1 else [f"{stem}.{s}" for s in scenes]
+    (job_dir / "tmp").mkdir()
+    (job_dir / filename).write_bytes(source)
+    spec = {
+        "filename": filename,
+        "scenes": scenes,
+        "outputs": outputs,
+        "render": dataclasses.asdict(settings.render),
+    }
+    (job_dir / "job.json").write_text(json.dumps(spec), encoding="utf-8")
+
+    proc = subprocess.Popen(
+        [sys.executable, "-I", "-m", "watcher.child", str(job_dir)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=job_dir,
+        env=sandbox.child_environment(job_dir),
+        start_new_session=True,
+        close_fds=True,
+    )
+    deadline = started + settings.render.timeout + settings.render.grace
+    outcome, tail = supervise(proc, deadline, settings.render.max_log_bytes, cancel)
+    duration = time.monotonic() - started
+    result = RenderResult(filename, ok=False, scenes=scenes, duration=duration)
+    if outcome == "cancelled":
+        result.cancelled = True
+        return result
+
+    child = _read_result(job_dir)
+    record: dict[str, Any] | None = None
+    if outcome == "killed":
+        record = child.get("record") if child.get("record", {}).get("phase") == "timeout" else None
+        record = record or {
+            "phase": "timeout",
+            "type": "RenderTimeout",
+            "message": (
+                f"stopped after {duration:.1f} s: the scene ignored the timeout of "
+                f"{settings.render.timeout:g} s for {settings.render.grace:g} s more, so the process tree was killed"
+            ),
+            "hint": "do not block or catch SIGALRM; shorten the animation or raise render.timeout",
+        }
+    elif proc.returncode < 0:
+        record = child.get("record") or _signal_record(-proc.returncode)
+    elif proc.returncode == 0 and child.get("ok"):
+        videos = [Path(v) for v in child.get("videos", [])]
+        problem = _verify_outputs(job_dir, videos, outputs, result)
+        if problem is None:
+            result.ok = True
+            result.videos = videos
+            return result
+        record = {"phase": "render", "type": "InvalidVideo", "message": problem}
+    elif child.get("record"):
+        record = child["record"]
+    else:
+        record = {
+            "phase": "render",
+            "type": "NoVideo",
+            "message": f"the render process exited with status {proc.returncode} without producing a video",
+            "hint": "do not call sys.exit() or os._exit() in a scene",
+        }
+    record.setdefault("type", "RenderError")
+    record.setdefault("message", "")
+    rec = ErrorRecord.from_dict({**record, "source": filename})
+    rec.stderr_tail = tail.decode("utf-8", errors="replace")
+    rec.exit_code = proc.returncode if proc.returncode >= 0 else None
+    if proc.returncode < 0:
+        rec.signal = signal.Signals(-proc.returncode).name
+    if rec.excerpt is None and rec.line:
+        rec.excerpt = excerpt(source.decode("utf-8-sig", errors="replace"), rec.line)
+    _complete(rec, settings, started)
+    result.record = rec
+    return result
+
+
+def supervise(
+    proc: subprocess.Popen[bytes], deadline: float, max_log: int, cancel: threading.Event | None = None
+) -> tuple[str, bytes]:
+    """Wait for `proc`, keeping the tail of its output; kill its group at `deadline`.
+
+    Returns ("exited" | "killed" | "cancelled", output tail). Whatever happens, every
+    process left in the child's process group is SIGKILLed before the child is reaped
+    (its pgid cannot be reused while it is a zombie).
+    """
+    assert proc.stdout is not None
+    out_fd = proc.stdout.fileno()
+    pidfd = os.pidfd_open(proc.pid)
+    poller = select.poll()
+    poller.register(out_fd, select.POLLIN)
+    poller.register(pidfd, select.POLLIN)
+    tail = bytearray()
+    outcome = "exited"
+    try:
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                outcome = "killed"
+                break
+            if cancel is not None and cancel.is_set():
+                outcome = "cancelled"
+                break
+            wait = deadline - now if cancel is None else min(deadline - now, 0.2)
+            events = poller.poll(max(1, int(wait * 1000)))
+            exited = False
+            for fd, _ in events:
+                if fd == pidfd:
+                    exited = True
+                elif not _read_into(out_fd, tail, max_log):
+                    poller.unregister(out_fd)
+            if exited:
+                break
+        _kill_group(proc.pid)
+        # Drain what is already in the pipe, without waiting on a descendant that escaped
+        # the group and still holds it open.
+        os.set_blocking(out_fd, False)
+        with contextlib.suppress(BlockingIOError):
+            while _read_into(out_fd, tail, max_log):
+                pass
+        proc.wait()
+    finally:
+        if proc.returncode is None:  # interrupted ourselves: never leave the job running
+            _kill_group(proc.pid)
+            proc.wait()
+        os.close(pidfd)
+        proc.stdout.close()
+    return outcome, bytes(tail[-max_log:])
+
+
+def _read_into(fd: int, buf: bytearray, cap: int) -> bool:
+    data = os.read(fd, 65536)
+    buf += data
+    if len(buf) > 2 * cap:  # keep memory flat however much the scene prints
+        del buf[:-cap]
+    return bool(data)
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def _read_result(job_dir: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((job_dir / "result.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _signal_record(signum: int) -> dict[str, Any]:
+    name = signal.Signals(signum).name if signum in signal.Signals._value2member_map_ else f"signal {signum}"
+    if signum == signal.SIGXCPU:
+        return {"phase": "resource", "type": "CPULimit", "limit": "cpu time", "message": "the CPU time limit was hit"}
+    if signum == signal.SIGXFSZ:
+        return {"phase": "resource", "type": "FileSizeLimit", "limit": "file size", "message": "a file grew too large"}
+    return {"phase": "render", "type": "Crash", "message": f"the render process was killed by {name}"}
+
+
+def _verify_outputs(job_dir: Path, videos: list[Path], outputs: list[str], result: RenderResult) -> str | None:
+    """Why the child's claimed videos are not acceptable, or None when all verify."""
+    out_dir = (job_dir / "out").resolve()
+    if len(videos) != len(outputs):
+        return f"expected {len(outputs)} video(s), the child reported {len(videos)}"
+    for video, name in zip(videos, outputs, strict=True):
+        if video.parent.resolve() != out_dir or video.name != f"{name}.mp4" or video.is_symlink():
+            return f"the child reported an unexpected output path {video.name!r}"
+        try:
+            result.info.append(verify_mp4(video))
+        except ValueError as e:
+            return f"{video.name}: {e}"
+    return None
+
+
+def verify_mp4(path: Path) -> VideoInfo:
+    """Open `path` with PyAV; require a video stream, one decodable frame and a positive duration.
+
+    Raises:
+        ValueError: saying what is wrong with the file.
+    """
+    import av
+
+    if not path.is_file():
+        raise ValueError("no video file was written")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise ValueError("the file has no video stream")
+            stream = container.streams.video[0]
+            first = next(container.decode(stream), None)
+            if first is None:
+                raise ValueError("the video has no frames")
+            duration = 0.0
+            if container.duration:
+                duration = container.duration / av.time_base
+            elif stream.duration and stream.time_base:
+                duration = float(stream.duration * stream.time_base)
+            if duration <= 0:
+                raise ValueError("the video has no duration")
+            fps = float(stream.average_rate or 0)
+            return VideoInfo(first.width, first.height, round(duration, 3), stream.frames, fps)
+    except av.FFmpegError as e:
+        raise ValueError(f"not a valid MP4: {e}") from None
+
+
+def _complete(record: ErrorRecord, settings: Settings, started: float) -> None:
+    record.duration = round(time.monotonic() - started, 3)
+    record.settings = settings.render_summary()
+
+
+def _safe(stem: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._")
+
+
+def execute_animation_code(
+    code: str,
+    output_name: str,
+    output_dir: str | os.PathLike[str],
+    quality: str = "low_quality",
+    settings: Settings | None = None,
+) -> Path:
+    """Render the scene in `code` and return the path of `output_dir/<output_name>.mp4`.
+
+    The render runs in an isolated child process; temporary files are always removed.
+
+    Args:
+        code: Manim Community scene source.
+        output_name: name of the MP4 (".mp4" is added when missing).
+        output_dir: created if missing; an existing file of that name is replaced.
+        quality: a Manim quality name (low_quality, medium_quality, high_quality,
+            production_quality, fourk_quality) or its one-letter flag.
+        settings: limits and policy; defaults to the built-in defaults with job
+            directories in the system temp folder.
+
+    Returns:
+        The path of the verified MP4.
+
+    Raises:
+        SyntaxError: the code does not parse.
+        ValueError: (InvalidScene) the scene is structurally invalid ("missing ...") or
+            breaks the validation policy.
+        RenderTimeout: (a RenderError and TimeoutError) the render ran out of time.
+        RenderError: (a RuntimeError) the render failed; `.record` says why.
+    """
+    if quality not in QUALITIES:
+        raise ValueError(f"unknown quality {quality!r}; use one of {', '.join(QUALITIES)}")
+    if settings is None:
+        base = default_settings()
+        work = Path(tempfile.gettempdir()) / "watcher-work"
+        settings = dataclasses.replace(base, folders=dataclasses.replace(base.folders, work=work))
+    settings = dataclasses.replace(settings, render=dataclasses.replace(settings.render, quality=QUALITIES[quality]))
+    name = output_name[:-4] if output_name.endswith(".mp4") else output_name
+    if not name or "/" in name or name in (".", ".."):
+        raise ValueError(f"output_name must be a plain file name, got {output_name!r}")
+    try:
+        scenes = validate_scene_code(code, settings)
+    except (SyntaxError, InvalidScene) as e:
+        log.error("%s: invalid scene: %s", name, e)
+        raise
+    out_dir = Path(output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with render_job(code.encode("utf-8"), f"{name}.py", settings, scenes=scenes[:1]) as result:
+        if not result.ok:
+            assert result.record is not None
+            rec = result.record
+            log.error("%s: render failed: %s", name, rec.summary())
+            exc_type = RenderTimeout if rec.phase == "timeout" else RenderError
+            raise exc_type(rec.summary(), rec)
+        final = out_dir / f"{name}.mp4"
+        tmp = out_dir / f".{name}.mp4.tmp-{os.getpid()}"
+        shutil.copyfile(result.videos[0], tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+    log.info("%s: rendered %s in %.2f s", name, final, result.duration)
+    return final

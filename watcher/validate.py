@@ -1,0 +1,351 @@
+"""Static checks of a scene file: size, encoding, syntax, structure and the call/import policy.
+
+Pure and fast: the source is parsed with `ast`, never imported or run, and manim is not
+imported. The policy is feedback for the author, not a security boundary (see threats.md);
+the render child and the limits around it are what contain a hostile scene.
+"""
+
+from __future__ import annotations
+
+import ast
+import codecs
+import warnings
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from . import errors
+from .config import Settings
+from .errors import ErrorRecord, InvalidScene
+
+# Manim's scene classes a user scene may derive from (by name, however manim was imported).
+SCENE_BASES = frozenset(
+    "Scene ThreeDScene SpecialThreeDScene MovingCameraScene ZoomedScene VectorScene LinearTransformationScene".split()
+)
+# Names that are the usual first step out of a restricted namespace; flagged wherever they appear.
+ESCAPE_NAMES = frozenset({"__builtins__", "__subclasses__", "__globals__", "__code__"})
+GENERATED = "GeneratedAnimation"  # the class name code generators are asked to use
+
+_TYPES = {"syntax": "SyntaxError", "encoding": "InvalidSource", "size": "InvalidSource"}
+_TYPES |= dict.fromkeys(("forbidden-call", "forbidden-import"), "PolicyViolation")
+_HINTS = {
+    "encoding": "save the file as UTF-8 text (a BOM is fine, NUL bytes are not)",
+    "size": "make the scene smaller, or raise render.max_source_bytes",
+    "syntax": "fix the syntax at the marked line; the file must be valid Python",
+    "no-scene": f"define `class {GENERATED}(Scene):` with a `construct(self)` method",
+    "no-construct": "add a `construct(self)` method: it is what Manim runs to build the animation",
+    "no-manim-import": "start the file with `from manim import *`",
+    "unknown-scene": "set render.scene to one of the scene classes in the file, or to auto",
+    "forbidden-call": "scenes may not run processes, touch the network or evaluate code; remove the call",
+    "forbidden-import": "scenes may not run processes, touch the network or load code; remove the import",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem in a scene file; line and column are 1-based in the user's file."""
+
+    code: str
+    message: str
+    line: int | None = None
+    column: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class CheckResult:
+    """Everything `check_scene` learned about one file."""
+
+    text: str | None
+    findings: list[Finding] = field(default_factory=list)
+    scenes: list[str] = field(default_factory=list)
+    selected: list[str] = field(default_factory=list)
+    # Scenes with a construct(): what render.scene=auto chooses among.
+    candidates: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+def decode_source(data: bytes, filename: str = "scene.py") -> str:
+    """Decode scene bytes as UTF-8, stripping a leading BOM.
+
+    Raises:
+        InvalidScene: NUL bytes or invalid UTF-8; the message gives the byte offset and
+            `.record` (type "InvalidSource") the line and column.
+    """
+    start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    nul = data.find(b"\0", start)
+    try:
+        text = data[start:].decode("utf-8")
+    except UnicodeDecodeError as e:
+        offset = start + e.start
+        if nul < 0 or offset < nul:
+            message = f"invalid source: not UTF-8 (byte 0x{data[offset]:02x} at offset {offset})"
+        else:
+            offset, message = nul, f"invalid source: NUL byte at offset {nul}"
+    else:
+        if nul < 0:
+            return text
+        offset, message = nul, f"invalid source: NUL byte at offset {nul}"
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    prefix = data[max(line_start, start) : offset].decode("utf-8", "replace")
+    record = ErrorRecord(
+        source=filename,
+        phase="validate",
+        type="InvalidSource",
+        message=message,
+        line=data.count(b"\n", 0, offset) + 1,
+        column=len(prefix) + 1,
+        hint=_HINTS["encoding"],
+    )
+    raise InvalidScene(message, record)
+
+
+def check_scene(source: bytes | str, settings: Settings | None = None, filename: str = "scene.py") -> CheckResult:
+    """Run every static check on one scene file. Bad input becomes findings; this never raises.
+
+    Order: size cap (on the raw bytes, before anything else), decoding, parsing, structure
+    (scene classes, construct, manim import, selection per render.scene), then the policy
+    when validation is enabled.
+    """
+    settings = settings or Settings()
+    # surrogatepass: a str with lone surrogates becomes bytes that decode_source rejects with an offset
+    data = source.encode("utf-8", "surrogatepass") if isinstance(source, str) else source
+    limit = settings.render.max_source_bytes
+    if len(data) > limit:
+        msg = f"source is {len(data)} bytes, over the limit of {limit} (render.max_source_bytes)"
+        return CheckResult(None, [Finding("size", msg)])
+    try:
+        text = decode_source(data, filename)
+    except InvalidScene as e:
+        assert e.record is not None
+        return CheckResult(None, [Finding("encoding", str(e), e.record.line, e.record.column)])
+    result = CheckResult(text)
+    try:
+        # The compiler warns about e.g. invalid escapes in user code; that is not ours to print
+        # (and under -W error it would turn into a bogus SyntaxError). catch_warnings is
+        # process-wide: a concurrent thread may lose a warning meanwhile, which is harmless.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text, filename=filename)
+    except SyntaxError as e:
+        result.findings.append(Finding("syntax", e.msg, e.lineno, e.offset))
+        return result
+    except (ValueError, RecursionError, MemoryError) as e:
+        # Deep nesting exhausts the parser's stack before any SyntaxError can be formed.
+        reason = str(e) or type(e).__name__
+        result.findings.append(Finding("syntax", f"the parser gave up: {reason} (nesting too deep?)"))
+        return result
+    _check_structure(tree, settings.render.scene, result)
+    if settings.validation.enabled:
+        result.findings += _check_policy(tree, settings)
+    return result
+
+
+def validate_scene_code(code: str, settings: Settings | None = None, filename: str = "scene.py") -> list[str]:
+    """Validate scene source and return the scene class names to render.
+
+    Raises:
+        SyntaxError: the code does not parse (Python's own, with filename/lineno/offset/text).
+        InvalidScene: any other finding; the message lists them all, `.record` is the ErrorRecord.
+    """
+    result = check_scene(code, settings, filename)
+    if result.ok:
+        return result.selected
+    record = findings_record(result, filename)
+    first = result.findings[0]
+    if first.code == "syntax":
+        lines = (result.text or "").splitlines()
+        text = lines[first.line - 1][:1000] if first.line and first.line <= len(lines) else None
+        err = SyntaxError(first.message, (filename, first.line, first.column, text))
+        err.record = record  # type: ignore[attr-defined]  # the same record the daemon writes
+        raise err
+    where = [f"line {f.line}: {f.message}" if f.line else f.message for f in result.findings]
+    raise InvalidScene(f"invalid scene {filename}: " + "; ".join(where), record)
+
+
+def findings_record(result: CheckResult, filename: str) -> ErrorRecord:
+    """The error record for a failed check: the first finding leads, all are listed."""
+    if not result.findings:
+        raise ValueError("findings_record needs a result with findings")
+    first = result.findings[0]
+    more = len(result.findings) - 1
+    hint = _HINTS.get(first.code)
+    if first.code == "ambiguous-scene":
+        names = ", ".join(result.candidates)
+        hint = f"name the scene to render `{GENERATED}`, or set render.scene to one of: {names}"
+    return ErrorRecord(
+        source=filename,
+        phase="validate",
+        type=_TYPES.get(first.code, "InvalidScene"),
+        message=first.message + (f" (and {more} more)" if more else ""),
+        line=first.line,
+        column=first.column,
+        excerpt=errors.excerpt(result.text, first.line) if result.text is not None else None,
+        hint=hint,
+        findings=[f.to_dict() for f in result.findings],
+    )
+
+
+def _module_statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """Statements run at import time: the body plus nested if/try/with/loop blocks, not defs."""
+    for stmt in body:
+        yield stmt
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        for name in ("body", "orelse", "finalbody"):
+            yield from _module_statements(getattr(stmt, name, []))
+        for handler in getattr(stmt, "handlers", []):
+            yield from _module_statements(handler.body)
+
+
+def _base_name(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):  # manim.Scene, mn.ThreeDScene
+        return node.attr
+    return None
+
+
+def _defines_construct(cls: ast.ClassDef) -> bool:
+    for stmt in cls.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name == "construct":
+            return True
+        if isinstance(stmt, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "construct" for t in stmt.targets):
+            return True
+    return False
+
+
+def _imports_manim(tree: ast.Module) -> bool:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) and any(_in_package(a.name, "manim") for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and _in_package(node.module or "", "manim"):
+            return True
+    return False
+
+
+def _in_package(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def _check_structure(tree: ast.Module, wanted: str, result: CheckResult) -> None:
+    classes: dict[str, ast.ClassDef] = {}
+    has_construct: dict[str, bool] = {}  # scene name -> defines or inherits construct
+    for stmt in _module_statements(tree.body):
+        if not isinstance(stmt, ast.ClassDef):
+            continue
+        bases = [b for b in map(_base_name, stmt.bases) if b]
+        classes[stmt.name] = stmt
+        if any(b in SCENE_BASES or b in has_construct for b in bases):
+            inherited = any(has_construct.get(b, False) for b in bases)
+            has_construct[stmt.name] = _defines_construct(stmt) or inherited
+        else:
+            has_construct.pop(stmt.name, None)  # a later non-scene class of the same name wins
+    result.scenes = list(has_construct)
+    result.candidates = [s for s in result.scenes if has_construct[s]]
+    findings = result.findings
+
+    def at(name: str) -> tuple[int, int]:
+        return classes[name].lineno, classes[name].col_offset + 1
+
+    if not result.scenes:
+        others = f" (classes here: {', '.join(classes)})" if classes else ""
+        msg = f"missing a Scene subclass: no class derives from Scene or another Manim scene{others}"
+        findings.append(Finding("no-scene", msg))
+    else:
+        chosen: list[str] = []
+        if wanted == "all":
+            chosen = result.candidates or result.scenes  # bases without construct are skipped
+        elif wanted != "auto":
+            if wanted in has_construct:
+                chosen = [wanted]
+            else:
+                what = "is not a Scene subclass" if wanted in classes else "does not exist"
+                msg = f"render.scene names class {wanted}, which {what}; scenes here: {', '.join(result.scenes)}"
+                findings.append(Finding("unknown-scene", msg, *(at(wanted) if wanted in classes else (None, None))))
+        elif GENERATED in has_construct:
+            chosen = [GENERATED]
+        elif len(result.candidates) > 1:
+            msg = f"ambiguous scene: {', '.join(result.candidates)} could all be rendered and none is {GENERATED}"
+            findings.append(Finding("ambiguous-scene", msg, *at(result.candidates[0])))
+        else:
+            chosen = result.candidates or result.scenes  # none has construct: say so below
+        missing = [s for s in chosen if not has_construct[s]]
+        findings += [Finding("no-construct", f"missing construct() in class {s}", *at(s)) for s in missing]
+        result.selected = [] if missing else chosen
+    if not _imports_manim(tree):
+        findings.append(Finding("no-manim-import", "missing an import from manim (e.g. `from manim import *`)"))
+
+
+def _dotted(node: ast.expr) -> tuple[str, str] | None:
+    """`a.b.c` -> ("a", "b.c"); None when the chain does not start at a plain name."""
+    attrs: list[str] = []
+    while isinstance(node, ast.Attribute):
+        attrs.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    return node.id, ".".join(reversed(attrs))
+
+
+def _prefixes(module: str) -> Iterator[str]:
+    parts = module.split(".")
+    return (".".join(parts[:i]) for i in range(1, len(parts) + 1))
+
+
+def _check_policy(tree: ast.Module, settings: Settings) -> list[Finding]:
+    calls = set(settings.validation.forbidden_calls)
+    imports = set(settings.validation.forbidden_imports)
+    found: list[Finding] = []
+    # Local name -> the dotted name it stands for. Scope-blind on purpose: simple, and an
+    # alias that shadows is still worth a look.
+    aliases: dict[str, str] = {}
+    star_modules: list[str] = []
+    nodes = list(ast.walk(tree))
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                bound = a.asname or a.name.split(".")[0]  # `import os.path` binds os
+                aliases[bound] = a.name if a.asname else bound
+                if bad := next((m for m in _prefixes(a.name) if m in imports), None):
+                    found.append(_at(node, "forbidden-import", f"import of {a.name}{_via(a.name, bad)}"))
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            bad = next((m for m in _prefixes(node.module) if m in imports), None)
+            if bad:
+                found.append(_at(node, "forbidden-import", f"import from {node.module}{_via(node.module, bad)}"))
+            for a in node.names:
+                if a.name == "*":
+                    star_modules.append(node.module)
+                    continue
+                aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+                if not bad and f"{node.module}.{a.name}" in imports:  # from urllib import request
+                    found.append(_at(node, "forbidden-import", f"import of {node.module}.{a.name} is not allowed"))
+    for node in nodes:
+        if isinstance(node, ast.Call) and (parts := _dotted(node.func)):
+            head, rest = parts
+            written = f"{head}.{rest}" if rest else head
+            names = [f"{aliases.get(head, head)}.{rest}" if rest else aliases.get(head, head)]
+            if head not in aliases and not rest:  # `from os import *` then system(...)
+                names += [f"{m}.{head}" for m in star_modules]
+            names = [n.removeprefix("builtins.") for n in names]
+            if bad := next((n for n in names if n in calls), None):
+                via = "" if bad == written else f" (= {bad})"
+                found.append(_at(node, "forbidden-call", f"call to {written}(){via} is not allowed"))
+        elif isinstance(node, ast.Attribute) and node.attr in ESCAPE_NAMES:
+            found.append(_at(node, "forbidden-call", f"access to .{node.attr} is not allowed"))
+        elif isinstance(node, ast.Name) and node.id in ESCAPE_NAMES:
+            found.append(_at(node, "forbidden-call", f"use of {node.id} is not allowed"))
+    return sorted(found, key=lambda f: (f.line or 0, f.column or 0))
+
+
+def _via(module: str, bad: str) -> str:
+    return " is not allowed" if module == bad else f" is not allowed ({bad} is forbidden)"
+
+
+def _at(node: ast.expr | ast.stmt, code: str, message: str) -> Finding:
+    return Finding(code, message, node.lineno, node.col_offset + 1)
