@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+def job_processes(work: Path) -> list[int]:
+    """PIDs of live processes that belong to a job under `work` (their HOME is a job dir).
+
+    Every render child, and everything it starts, inherits HOME=<job dir>, so this finds
+    descendants even after they changed session or process group.
+    """
+    marker = f"HOME={work}/".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                env = f.read()
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                state = f.read().rsplit(b")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker in env and state != b"Z":
+            found.append(int(entry))
+    return found
+
+
+@pytest.fixture
+def work_dir(tmp_path: Path) -> Path:
+    return tmp_path / "work"
