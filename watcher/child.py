@@ -40,7 +40,7 @@ def _on_alarm(signum: int, frame: Any) -> None:
 def main(job_dir: Path) -> int:
     spec = json.loads((job_dir / "job.json").read_text(encoding="utf-8"))
     render = Render(**spec["render"])
-    sandbox.enter(render)
+    sandbox.enter(render, spec["parent_pid"])
     signal.signal(signal.SIGALRM, _on_alarm)
     signal.setitimer(signal.ITIMER_REAL, render.timeout)
     os.chdir(job_dir)

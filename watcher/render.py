@@ -113,6 +113,7 @@ def _run_child(
         "scenes": scenes,
         "outputs": outputs,
         "render": dataclasses.asdict(settings.render),
+        "parent_pid": os.getpid(),
     }
     (job_dir / "job.json").write_text(json.dumps(spec), encoding="utf-8")
 

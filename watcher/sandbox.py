@@ -53,7 +53,7 @@ def child_environment(job_dir: Path) -> dict[str, str]:
     return env
 
 
-def enter(r: Render) -> None:
+def enter(r: Render, parent_pid: int) -> None:
     """Apply the child's own limits. Called by the child before it imports the scene."""
     mb = 1024 * 1024
     if r.memory_limit_mb:
@@ -67,6 +67,8 @@ def enter(r: Render) -> None:
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
     # Die with the parent: a render must never outlive the process that supervises it.
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent died before the line above took effect
+        os._exit(125)
 
 
 def _limit(which: int, soft: int, hard: int | None = None) -> None:

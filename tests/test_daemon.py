@@ -1,0 +1,246 @@
+"""The daemon as a real subprocess: real inotify observer, real folders, real renders, real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from watcher.render import verify_mp4
+
+from .conftest import job_processes
+from .daemon_helpers import DaemonProc, scene, wait_for
+
+
+def _sources(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob("*.py"))
+
+
+def test_every_way_of_dropping_a_file_is_noticed_once(tmp_path: Path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with DaemonProc(tmp_path / "w") as d:
+        # write in place (Created, Modified, Closed)
+        (d.inbox / "in_place.py").write_text(scene())
+        # cp from elsewhere
+        (elsewhere / "copied.py").write_text(scene())
+        shutil.copy(elsewhere / "copied.py", d.inbox / "copied.py")
+        # mv from another folder on the same filesystem (a bare Created / Moved)
+        (elsewhere / "moved.py").write_text(scene())
+        os.rename(elsewhere / "moved.py", d.inbox / "moved.py")
+        # temp name, then rename inside the inbox
+        d.drop("renamed.py", scene())
+
+        # written slowly in chunks through one open file: must not be read half-written
+        def slow_writer() -> None:
+            data = scene().encode()
+            with open(d.inbox / "slow.py", "wb") as f:
+                for i in range(0, len(data), 20):
+                    f.write(data[i : i + 20])
+                    f.flush()
+                    time.sleep(0.1)
+
+        writer = threading.Thread(target=slow_writer)
+        writer.start()
+        writer.join()
+        wait_for(lambda: d.settled(5), 90, "5 results")
+        time.sleep(1)  # anything rendered twice would show up now
+        assert _sources(d.done) == ["copied.py", "in_place.py", "moved.py", "renamed.py", "slow.py"], d.log()
+        assert not list(d.failed.iterdir()), d.log()
+        for name in ("copied", "in_place", "moved", "renamed", "slow"):
+            assert verify_mp4(d.done / f"{name}.mp4").frames >= 1
+        assert _sources(d.inbox) == [] and not [p for p in d.processing.iterdir() if not p.name.startswith(".")]
+        assert d.stop() == 0
+    log = d.log()
+    assert "slow.py: done" in log and log.count("slow.py: rendering") == 1
+
+
+def test_bad_inbox_entries_are_moved_aside_and_never_followed(tmp_path: Path):
+    outside = tmp_path / "outside.py"
+    outside.write_text(scene())
+    with DaemonProc(tmp_path / "w") as d:
+        os.symlink("/etc/shadow", d.inbox / "link.py")
+        os.mkfifo(d.inbox / "fifo.py")
+        (d.inbox / "dir.py").mkdir()
+        os.link(outside, d.inbox / "hard.py")
+        (d.inbox / "big.py").write_bytes(b"#" * 2_000_000)
+        (d.inbox / "after.py").write_text(scene())  # the daemon is not stuck on the FIFO
+        wait_for(lambda: (d.done / "after.mp4").exists(), 60, "the good file after the bad ones")
+        wait_for(lambda: len(list(d.failed.glob("*.error.json"))) == 5, 30, "5 error records")
+        records = {p.name: json.loads(p.read_text()) for p in d.failed.glob("*.error.json")}
+        assert {r["phase"] for r in records.values()} == {"ingest"}, records
+        assert outside.read_text() == scene()  # the hard link's other name is untouched
+        assert os.path.islink(d.failed / "link.py")  # moved as a link, never followed
+    assert "shadow" not in json.dumps(records).replace("/etc/shadow", "")
+
+
+def test_the_same_name_twice_keeps_both(tmp_path: Path):
+    with DaemonProc(tmp_path / "w") as d:
+        d.drop("twice.py", scene(0.3))
+        wait_for(lambda: (d.done / "twice.py").exists(), 60, "the first result")
+        first = (d.done / "twice.mp4").read_bytes()
+        d.drop("twice.py", scene(0.6))
+        wait_for(lambda: len(_sources(d.done)) == 2, 60, "the second result")
+        assert (d.done / "twice.mp4").read_bytes() == first  # never overwritten
+        mp4s = sorted(d.done.glob("twice*.mp4"))
+        assert len(mp4s) == 2 and all(verify_mp4(p).frames >= 1 for p in mp4s)
+        other = [p for p in _sources(d.done) if p != "twice.py"][0]
+        assert (d.done / other.replace(".py", ".mp4")).exists()
+
+
+def test_sigterm_during_a_render_puts_the_source_back(tmp_path: Path):
+    d = DaemonProc(tmp_path / "w", {"daemon": {"shutdown_grace": 1}, "validation": {"enabled": False}})
+    with d:
+        d.drop("sleepy.py", scene(body="import time; time.sleep(60)"))
+        wait_for(lambda: "sleepy.py: rendering" in d.log(), 30, "the render to start")
+        started = time.monotonic()
+        assert d.stop() == 0
+        assert time.monotonic() - started < 10
+    assert _sources(d.inbox) == ["sleepy.py"], d.log()
+    assert not _sources(d.done) and not _sources(d.failed)
+    assert job_processes(tmp_path / "w" / "work") == []
+    assert "put back" in d.log()
+
+
+def test_second_sigterm_forces(tmp_path: Path):
+    d = DaemonProc(tmp_path / "w", {"daemon": {"shutdown_grace": 120}, "validation": {"enabled": False}})
+    with d:
+        d.drop("sleepy.py", scene(body="import time; time.sleep(60)"))
+        wait_for(lambda: "sleepy.py: rendering" in d.log(), 30, "the render to start")
+        d.signal(signal.SIGTERM)
+        time.sleep(0.5)
+        started = time.monotonic()
+        d.signal(signal.SIGTERM)
+        assert d.proc.wait(15) == 0
+        assert time.monotonic() - started < 10
+    assert _sources(d.inbox) == ["sleepy.py"]
+
+
+def test_sigkill_during_a_render_then_restart_files_it_once(tmp_path: Path):
+    d = DaemonProc(tmp_path / "w", {"validation": {"enabled": False}})
+    with d:
+        d.drop("victim.py", scene(body="import time; time.sleep(2); self.play(FadeIn(Dot()), run_time=0.3)"))
+        wait_for(lambda: "victim.py: rendering" in d.log(), 30, "the render to start")
+        d.kill()
+    # The orphaned render child dies with its parent (PR_SET_PDEATHSIG).
+    wait_for(lambda: job_processes(tmp_path / "w" / "work") == [], 10, "the orphaned render to die")
+    with d:
+        wait_for(lambda: d.settled(1), 60, "the recovered job")
+        assert _sources(d.done) == ["victim.py"], d.log()
+        assert "recovered 1 interrupted job" in d.log()
+
+
+def test_sighup_reloads_a_good_config_and_refuses_a_bad_one(tmp_path: Path):
+    d = DaemonProc(tmp_path / "w")
+    with d:
+        d.config["render"]["timeout"] = 1.5
+        d.write_config()
+        d.signal(signal.SIGHUP)
+        wait_for(lambda: "config reloaded" in d.log(), 10, "the reload")
+        d.drop("slow.py", scene(body="import time; time.sleep(30)"))
+        wait_for(lambda: d.settled(1), 30, "the timeout under the new config")
+        record = json.loads((d.failed / "slow.error.json").read_text())
+        assert record["phase"] == "timeout" and record["settings"]["timeout"] == 1.5
+
+        d.write_config("render: {timeout: [\n")
+        d.signal(signal.SIGHUP)
+        wait_for(lambda: "reload refused" in d.log(), 10, "the refusal")
+        assert "invalid YAML" in d.log()
+        d.drop("fine.py", scene())
+        wait_for(lambda: (d.done / "fine.mp4").exists(), 60, "a render after the refused reload")
+        assert d.proc.poll() is None
+
+
+def test_sd_notify_messages(tmp_path: Path):
+    sock_path = tmp_path / "notify.sock"
+    d = DaemonProc(tmp_path / "w", env={"NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "2000000"})
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(sock_path))
+        sock.settimeout(30)
+        messages: list[str] = []
+        with d:
+            for wanted in ("READY=1", "STATUS=", "WATCHDOG=1"):
+                while not any(wanted in m for m in messages):
+                    messages.append(sock.recv(4096).decode())
+            d.stop()
+        sock.settimeout(2)
+        try:
+            while True:
+                messages.append(sock.recv(4096).decode())
+        except TimeoutError:
+            pass
+    assert any("STOPPING=1" in m for m in messages)
+    assert messages.index(next(m for m in messages if "READY=1" in m)) < len(messages) - 1
+
+
+def test_start_up_errors_are_one_clear_line(tmp_path: Path):
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "watcher", "run", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    (tmp_path / "bad.yaml").write_text("render:\n  timeout: -5\n")
+    r = run("--config", "bad.yaml")
+    assert r.returncode == 2 and r.stderr.strip().count("\n") == 0
+    assert "render.timeout must be >= 0.1, got -5" in r.stderr
+
+    (tmp_path / "c.yaml").write_text("folders: {inbox: nowhere}\n")
+    r = run("--config", "c.yaml")
+    assert r.returncode == 1 and "folders.inbox" in r.stderr and "nowhere" in r.stderr
+    assert r.stderr.strip().count("\n") == 0
+    assert not (tmp_path / "done").exists()  # nothing touched
+
+    r = run("--config", "missing.yaml")
+    assert r.returncode == 2 and "config file not found" in r.stderr
+
+    with DaemonProc(tmp_path / "w"):
+        r = run("--config", str(tmp_path / "w" / "config.yaml"))
+        assert r.returncode == 1 and "already running" in r.stderr, r.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a read-only folder does not stop root; needs a read-only mount")
+def test_unwritable_folder_is_refused(tmp_path: Path):
+    # As root, permissions do not stop writes; a read-only bind mount does.
+    w = tmp_path / "w"
+    d = DaemonProc(w)
+    d.done.mkdir()
+    if subprocess.run(["mount", "--bind", "-o", "ro", str(d.done), str(d.done)], capture_output=True).returncode:
+        pytest.skip("cannot make a read-only bind mount here")
+    try:
+        r = subprocess.run(
+            [sys.executable, "-m", "watcher", "run", "--config", str(w / "config.yaml")],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert r.returncode == 1 and "folders.done" in r.stderr and "cannot write" in r.stderr, r.stderr
+    finally:
+        subprocess.run(["umount", str(d.done)], check=False)
+
+
+def test_two_hundred_files_at_once(tmp_path: Path):
+    # Invalid scenes (validation only) keep this fast while exercising the whole pipeline:
+    # the observer, the queue, the claim, the publish.
+    d = DaemonProc(tmp_path / "w")
+    with d:
+        for i in range(200):
+            (d.inbox / f"f{i:03}.py").write_text(f"this is not valid python {i}")
+        wait_for(lambda: d.settled(200), 120, "200 results")
+        time.sleep(1)
+        assert len(_sources(d.failed)) == 200 and len(list(d.failed.glob("*.error.json"))) == 200
+        assert _sources(d.inbox) == []
+        record = json.loads((d.failed / "f123.error.json").read_text())
+        assert record["phase"] == "validate" and record["type"] == "SyntaxError"

@@ -1,0 +1,281 @@
+"""The service: watch the inbox, render each scene on a worker thread, file the result.
+
+Threads: the watchdog observer (plus its settle and rescan helpers) only enqueue; N
+worker threads claim, render (each render is a child process) and publish; the main
+thread handles signals, sd_notify and the status file. Signal handlers only set flags.
+
+Shutdown, in order: stop intake (observer off, queue closed), let running renders finish
+for `daemon.shutdown_grace` seconds (a second SIGTERM cuts this short), cancel what is
+still running and put those sources back in the inbox, release the lock, exit 0.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from . import sdnotify
+from .config import Settings, load_config
+from .errors import ErrorRecord, WatcherError
+from .inbox import InboxWatcher, JobQueue
+from .layout import Claimed, Layout, Rejected
+from .render import render_job
+
+log = logging.getLogger(__name__)
+
+STATUS_NAME = ".watcher.status.json"  # in processing/, read by `watcher status`
+
+
+class Daemon:
+    def __init__(self, settings: Settings, overrides: list[str] | None = None):
+        self.settings = settings
+        self.overrides = overrides or []
+        self.layout = Layout.from_settings(settings)
+        self.queue: JobQueue[Path] = JobQueue(settings.daemon.queue_size)
+        self._recovered: collections.deque[Claimed] = collections.deque()
+        self._cancel = threading.Event()  # set: kill running renders and put them back
+        self._wake = threading.Event()
+        self._stop_requests = 0
+        self._reload_requested = False
+        self._running: dict[Path, tuple[str, float]] = {}  # claim -> (name, start), for status
+        self._counts = collections.Counter[str]()
+        self._lock = threading.Lock()
+        self._workers: list[threading.Thread] = []
+        self._started = time.time()
+
+    # -- main thread ----------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT; returns the exit status.
+
+        Raises:
+            WatcherError: the folders are unusable or another daemon holds them (nothing was touched).
+        """
+        inbox = self.settings.folders.inbox
+        if not inbox.is_dir():
+            where = f" in {self.settings.path}" if self.settings.path else ""
+            raise WatcherError(f"folders.inbox: {inbox} is not a directory (create it, or fix folders.inbox{where})")
+        self.layout.ensure()  # the other folders are ours to create
+        self.layout.check()
+        with self.layout.lock():
+            self._install_signal_handlers()
+            self._recovered.extend(self.layout.recover())
+            if self._recovered:
+                log.info(
+                    "recovered %d interrupted job(s) from %s", len(self._recovered), self.layout.folders.processing
+                )
+            for i in range(self.settings.worker_count):
+                t = threading.Thread(target=self._worker, name=f"worker-{i + 1}", daemon=True)
+                t.start()
+                self._workers.append(t)
+            watcher = InboxWatcher(self.settings.folders.inbox, self.settings.daemon, self._enqueue)
+            watcher.start()
+            log.info(
+                "watching %s with %d worker(s) (%s observer)",
+                self.settings.folders.inbox,
+                len(self._workers),
+                "polling" if self.settings.daemon.polling else "inotify",
+            )
+            self._publish_status()
+            sdnotify.ready()
+            try:
+                self._main_loop(watcher)
+            finally:
+                self._shutdown(watcher)
+        return 0
+
+    def _main_loop(self, watcher: InboxWatcher) -> None:
+        ping = sdnotify.watchdog_interval()
+        tick = min(ping or 2.0, 2.0)
+        while not self._stop_requests:
+            self._wake.wait(tick)
+            self._wake.clear()
+            if self._reload_requested:
+                self._reload_requested = False
+                self._reload()
+            if not watcher.alive and not self._stop_requests:
+                log.error("the inbox observer stopped; restarting it")
+                watcher.stop()
+                watcher.start()
+            if ping and watcher.alive:
+                sdnotify.watchdog_ping()
+            self._publish_status()
+
+    def _shutdown(self, watcher: InboxWatcher) -> None:
+        sdnotify.stopping()
+        log.info(
+            "stopping: no new files; waiting up to %.0f s for %d running render(s)",
+            self.settings.daemon.shutdown_grace,
+            len(self._running),
+        )
+        watcher.stop()
+        self.queue.close()
+        self._recovered.clear()  # not started: they stay in processing/ for the next start
+        deadline = time.monotonic() + self.settings.daemon.shutdown_grace
+        for t in self._workers:
+            while t.is_alive() and time.monotonic() < deadline and self._stop_requests < 2:
+                t.join(0.2)
+        if any(t.is_alive() for t in self._workers):
+            log.warning("cancelling %d running render(s); their sources go back to the inbox", len(self._running))
+            self._cancel.set()
+            for t in self._workers:
+                t.join()
+        self._publish_status(stopped=True)
+        log.info("stopped (%s)", self._count_text())
+
+    def _install_signal_handlers(self) -> None:
+        def stop(signum: int, frame: Any) -> None:
+            self._stop_requests += 1
+            if self._stop_requests >= 2:
+                self._cancel.set()  # the second SIGTERM forces
+            self._wake.set()
+
+        def reload(signum: int, frame: Any) -> None:
+            self._reload_requested = True
+            self._wake.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, reload)
+
+    def _reload(self) -> None:
+        sdnotify.reloading()
+        try:
+            new = load_config(self.settings.path, self.overrides)
+        except WatcherError as e:
+            log.error("reload refused, keeping the running config: %s", e)
+            sdnotify.ready()
+            return
+        if new.folders != self.settings.folders or new.worker_count != self.settings.worker_count:
+            log.warning("folders and workers.count change only on restart; the rest of the new config applies")
+            new = dataclasses.replace(new, folders=self.settings.folders, workers=self.settings.workers)
+        self.settings = new
+        logging.getLogger("watcher").setLevel(new.logging.level)
+        log.info("config reloaded from %s", new.path)
+        sdnotify.ready()
+
+    def _publish_status(self, stopped: bool = False) -> None:
+        now = time.monotonic()
+        with self._lock:
+            running = {name: round(now - t, 1) for name, t in self._running.values()}
+            counts = dict(self._counts)
+        status = {
+            "pid": os.getpid(),
+            "started": self._started,
+            "updated": time.time(),
+            "state": "stopped" if stopped else "running",
+            "queued": len(self.queue) + len(self._recovered),
+            "running": running,
+            "counts": counts,
+        }
+        path = self.settings.folders.processing / STATUS_NAME
+        tmp = path.with_name(f".{STATUS_NAME}.tmp")
+        with contextlib.suppress(OSError):
+            tmp.write_text(json.dumps(status), encoding="utf-8")
+            os.replace(tmp, path)
+        sdnotify.status(f"{self._count_text()}; rendering {len(running)}, queued {status['queued']}")
+
+    def _count(self, outcome: str) -> None:
+        with self._lock:
+            self._counts[outcome] += 1
+
+    def _count_text(self) -> str:
+        return f"done {self._counts['done']}, failed {self._counts['failed']}"
+
+    # -- observer threads -------------------------------------------------------------
+
+    def _enqueue(self, path: Path) -> None:
+        self.queue.put(path)
+
+    # -- worker threads ---------------------------------------------------------------
+
+    def _worker(self) -> None:
+        while True:
+            item = self._next_job()
+            if item is None:
+                return
+            try:
+                claimed = item if isinstance(item, Claimed) else self._claim(item)
+                if claimed is not None:
+                    self._process(claimed)
+            except Exception:  # the daemon never dies because of one job
+                log.exception("%s: unexpected error; the file stays where it is", getattr(item, "name", item))
+
+    def _next_job(self) -> Claimed | Path | None:
+        while not self._cancel.is_set():
+            with contextlib.suppress(IndexError):
+                return self._recovered.popleft()
+            path = self.queue.get(timeout=1.0)
+            if path is not None:
+                return path
+            if self._stop_requests:
+                return None
+        return None
+
+    def _claim(self, path: Path) -> Claimed | None:
+        try:
+            got = self.layout.ingest(path)
+        finally:
+            self.queue.done(path)
+        if isinstance(got, Rejected):
+            self._count("failed")
+            log.warning("%s: rejected (%s) -> %s", got.name, got.record.message, got.paths[-1])
+            return None
+        return got
+
+    def _process(self, claimed: Claimed) -> None:
+        settings = self.settings  # one job sees one config, even across a reload
+        attempts = self.layout.begin_attempt(claimed)
+        started = time.monotonic()
+        with self._lock:
+            self._running[claimed.path] = (claimed.name, started)
+        try:
+            source = self.layout.read_source(claimed)
+            log.info("%s: rendering (attempt %d)", claimed.name, attempts)
+            with render_job(source, claimed.name, settings, cancel=self._cancel) as result:
+                if result.cancelled:
+                    back = self.layout.requeue(claimed)
+                    log.info("%s: cancelled by shutdown; put back as %s", claimed.name, back)
+                    return
+                self._file(claimed, result.ok, result.videos, result.record, started)
+        except OSError as e:
+            # Disk full or a folder gone: keep the input. It goes back to the inbox and is
+            # retried at the next rescan; if even that fails it stays in processing/ for
+            # recovery at the next start.
+            log.error("%s: cannot file the result (%s); keeping the source", claimed.name, e)
+            with contextlib.suppress(OSError):
+                self.layout.requeue(claimed)
+        finally:
+            with self._lock:
+                self._running.pop(claimed.path, None)
+
+    def _file(self, claimed: Claimed, ok: bool, videos: list[Path], record: ErrorRecord | None, started: float) -> None:
+        """Publish one outcome and log the job's one-line result."""
+        if ok:
+            try:
+                paths = self.layout.publish_done(claimed, videos)
+            except WatcherError as e:  # a video the scene swapped for a link after verification
+                record = ErrorRecord(claimed.name, "render", "InvalidVideo", str(e))
+            else:
+                self._count("done")
+                log.info("%s: done in %.2f s -> %s", claimed.name, time.monotonic() - started, paths[0])
+                return
+        assert record is not None
+        paths = self.layout.publish_failed(claimed, record)
+        self._count("failed")
+        elapsed = time.monotonic() - started
+        log.warning("%s: failed in %.2f s (%s) -> %s", claimed.name, elapsed, _brief(record), paths[0])
+
+
+def _brief(record: ErrorRecord) -> str:
+    where = f" at line {record.line}" if record.line else ""
+    return f"{record.phase}: {record.type}{where}: {record.message[:160]}"

@@ -1,0 +1,432 @@
+"""Noticing files: a watchdog observer, a start-up scan and a periodic rescan, feeding a queue.
+
+What the observer reports on Linux (inotify), and when a file counts as ready:
+
+    written in place               Created, Opened, Modified..., Closed  -> at Closed
+    moved in from another folder   Created only                          -> once stable
+    temp name, renamed in place    Moved (dest in the inbox)             -> at once
+
+"Stable" means size, mtime and inode unchanged for `daemon.settle_time`, checked by a
+small thread, never on the observer's thread; a Modified event pushes the check back, and
+a file seen Opened after its Created waits for its Closed (a writer that pauses longer
+than the settle time is not taken half-written), up to `HOLD_LIMIT` in case the Closed
+event is lost. The polling observer (`daemon.polling`, for network filesystems) reports
+Created, Modified and Moved only, and relies on the stability check.
+
+inotify sends nothing for files already present, and drops events silently when its
+queue overflows: `start()` scans once, and a thread rescans every `daemon.rescan_interval`
+seconds. Handlers only hand paths to `on_ready` (which must be quick: enqueue) and log any
+exception, so nothing can kill the observer. The same path may be reported more than
+once; `JobQueue` de-duplicates.
+"""
+
+from __future__ import annotations
+
+import errno
+import fnmatch
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Hashable
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from watchdog.events import (
+    DirCreatedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileClosedNoWriteEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileOpenedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+from .config import Daemon
+from .errors import WatcherError
+
+log = logging.getLogger(__name__)
+
+# Hidden files, editor backups and swap files, partial downloads, emacs autosaves.
+IGNORED_PATTERNS = (".*", "*~", "*.tmp", "*.part", "*.swp", "#*#")
+HOLD_LIMIT = 300.0  # seconds a file held open by a writer may delay its stability check
+_EVENTS = [
+    FileOpenedEvent,  # a writer has it open: wait for the close
+    FileClosedEvent,
+    FileClosedNoWriteEvent,  # only a reader had it open
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    DirCreatedEvent,  # a directory named x.py: reported, so that ingest moves it aside
+    DirMovedEvent,
+]
+
+
+def is_candidate(name: str) -> bool:
+    """True for a scene file name: `*.py`, not hidden, not an editor or temp name."""
+    return (
+        name.endswith(".py")
+        and "/" not in name
+        and not any(fnmatch.fnmatchcase(name, pattern) for pattern in IGNORED_PATTERNS)
+    )
+
+
+class InboxWatcher:
+    """Calls `on_ready(path)` for each candidate in the top level of `inbox` once it is complete.
+
+    Args:
+        inbox: the folder to watch (not recursively).
+        settings: `polling`, `poll_interval`, `settle_time`, `rescan_interval` are used.
+        on_ready: called from the observer, settle and rescan threads; must not block.
+    """
+
+    def __init__(self, inbox: Path, settings: Daemon, on_ready: Callable[[Path], None]):
+        self.inbox = Path(os.path.abspath(inbox))
+        self.settings = settings
+        self._on_ready = on_ready
+        self._settler = _Settler(settings.settle_time, self._emit)
+        self._observer: BaseObserver | None = None
+        self._rescanner: threading.Thread | None = None
+        self._stopping = threading.Event()
+
+    def start(self, *, scan: bool = True) -> None:
+        """Start watching, then (when `scan`) report what is already there, then rescan periodically.
+
+        Raises:
+            WatcherError: the inbox cannot be watched (missing, or inotify limits reached).
+        """
+        if self._observer is not None:
+            raise RuntimeError("InboxWatcher is already started")
+        if self.settings.polling:
+            observer: BaseObserver = PollingObserver(timeout=self.settings.poll_interval)
+        else:
+            observer = Observer()
+        observer.schedule(_Handler(self), str(self.inbox), recursive=False, event_filter=_EVENTS)
+        try:
+            observer.start()
+        except OSError as e:
+            limits = e.errno in (errno.ENOSPC, errno.EMFILE)  # inotify watch or instance limit
+            hint = "; raise the inotify limits or set daemon.polling: true" if limits else ""
+            raise WatcherError(f"cannot watch {self.inbox}: {e.strerror or e}{hint}")
+        self._observer = observer
+        self._stopping.clear()
+        self._settler.start()
+        if scan:
+            self.rescan()
+        if self.settings.rescan_interval > 0:
+            self._rescanner = threading.Thread(target=self._rescan_loop, name="inbox-rescan", daemon=True)
+            self._rescanner.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the observer and the helper threads; nothing is reported afterwards."""
+        self._stopping.set()
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout)
+            self._observer = None
+        self._settler.stop(timeout)
+        if self._rescanner is not None:
+            self._rescanner.join(timeout)
+            self._rescanner = None
+
+    @property
+    def alive(self) -> bool:
+        """True while the observer thread runs (for a health check)."""
+        return self._observer is not None and self._observer.is_alive()
+
+    def __enter__(self) -> InboxWatcher:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def scan(self) -> list[Path]:
+        """Candidates in the inbox now, oldest mtime first (symlinks and FIFOs too: never followed)."""
+        return [path for path, _ in self._entries()]
+
+    def rescan(self) -> int:
+        """Report every candidate: old ones at once, recent or still-settling ones after the check.
+
+        Returns:
+            how many candidates were seen.
+        """
+        young = time.time_ns() - int(self.settings.settle_time * 1e9)
+        entries = self._entries()
+        for path, mtime_ns in entries:
+            if mtime_ns > young or self._settler.pending(path):
+                self._settler.add(path)
+            else:
+                self._emit(path)
+        return len(entries)
+
+    def _entries(self) -> list[tuple[Path, int]]:
+        found = []
+        try:
+            with os.scandir(self.inbox) as it:
+                for entry in it:
+                    if is_candidate(entry.name):
+                        try:
+                            st = entry.stat(follow_symlinks=False)
+                        except FileNotFoundError:
+                            continue
+                        found.append((st.st_mtime_ns, entry.name, Path(entry.path)))
+        except OSError as e:
+            log.error("cannot scan the inbox %s: %s", self.inbox, e.strerror)
+        found.sort()
+        return [(path, mtime) for mtime, _, path in found]
+
+    def _rescan_loop(self) -> None:
+        while not self._stopping.wait(self.settings.rescan_interval):
+            try:
+                seen = self.rescan()
+                log.debug("inbox rescan: %d candidate(s)", seen)
+            except Exception:
+                log.exception("inbox rescan failed")
+
+    def _on_event(self, event: FileSystemEvent) -> None:
+        src = Path(os.fsdecode(event.src_path))
+        kind = event.event_type
+        if kind == "moved":
+            self._settler.discard(src)
+            self._ready(Path(os.fsdecode(event.dest_path)))
+        elif kind == "closed":
+            self._ready(src)
+        elif kind == "created":
+            if self._wanted(src):
+                self._settler.add(src)
+        elif kind == "modified":
+            self._settler.touch(src)
+        elif kind == "opened":
+            self._settler.hold(src)
+        elif kind == "closed_no_write":
+            self._settler.release(src)
+        elif kind == "deleted":
+            self._settler.discard(src)
+
+    def _wanted(self, path: Path) -> bool:
+        return path.parent == self.inbox and is_candidate(path.name)
+
+    def _ready(self, path: Path) -> None:
+        if self._wanted(path):
+            self._settler.discard(path)
+            self._emit(path)
+
+    def _emit(self, path: Path) -> None:
+        if self._stopping.is_set():
+            return
+        try:
+            self._on_ready(path)
+        except Exception:
+            log.exception("%s: on_ready failed", path.name)
+
+
+class _Handler(FileSystemEventHandler):
+    """Hands every event to the watcher; an exception is logged, never raised into watchdog."""
+
+    def __init__(self, watcher: InboxWatcher):
+        self._watcher = watcher
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        try:
+            self._watcher._on_event(event)
+        except Exception:
+            log.exception("inbox: error handling %s", event)
+
+
+class _Settler:
+    """Reports a path once its size, mtime and inode stay unchanged for `settle_time` seconds."""
+
+    def __init__(self, settle_time: float, emit: Callable[[Path], None]):
+        self._settle = max(settle_time, 0.05)  # also the re-check interval: never a busy loop
+        self._emit = emit
+        self._pending: dict[Path, tuple[tuple[int, ...], float]] = {}  # path -> (signature, due)
+        self._held: dict[Path, float] = {}  # pending paths a writer has open -> since when
+        self._cond = threading.Condition()
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        with self._cond:
+            self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="inbox-settle", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float) -> None:
+        with self._cond:
+            self._stopped = True
+            self._pending.clear()
+            self._held.clear()
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def add(self, path: Path, signature: tuple[int, ...] | None = None) -> None:
+        signature = signature or _signature(path)
+        if signature is None:
+            return
+        with self._cond:
+            self._pending[path] = (signature, time.monotonic() + self._settle)
+            self._cond.notify()
+
+    def touch(self, path: Path) -> None:
+        """It changed: check again a full settle time from now."""
+        with self._cond:
+            if path in self._pending:
+                self._pending[path] = (self._pending[path][0], time.monotonic() + self._settle)
+
+    def hold(self, path: Path) -> None:
+        """Someone opened it: expect a Closed event rather than trust stability."""
+        with self._cond:
+            if path in self._pending:
+                self._held.setdefault(path, time.monotonic())
+
+    def release(self, path: Path) -> None:
+        """It was closed without writing: back to the stability check."""
+        with self._cond:
+            self._held.pop(path, None)
+
+    def discard(self, path: Path) -> None:
+        with self._cond:
+            self._pending.pop(path, None)
+            self._held.pop(path, None)
+
+    def pending(self, path: Path) -> bool:
+        with self._cond:
+            return path in self._pending
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    if self._stopped:
+                        return
+                    now = time.monotonic()
+                    due = [p for p, (_, when) in self._pending.items() if when <= now]
+                    if due:
+                        break
+                    wake = min((when for _, when in self._pending.values()), default=None)
+                    self._cond.wait(None if wake is None else wake - now)
+                batch = []
+                for path in due:
+                    signature, _ = self._pending.pop(path)
+                    since = self._held.get(path)
+                    if since is not None and now - since < HOLD_LIMIT:
+                        self._pending[path] = (signature, now + self._settle)  # still open: wait
+                    else:
+                        self._held.pop(path, None)
+                        batch.append((path, signature))
+            for path, before in batch:
+                try:
+                    now_sig = _signature(path)
+                    if now_sig == before:
+                        self._emit(path)
+                    elif now_sig is not None:
+                        self.add(path, now_sig)  # still changing: wait again
+                except Exception:
+                    log.exception("%s: stability check failed", path.name)
+
+
+def _signature(path: Path) -> tuple[int, ...] | None:
+    """What must not change while a file settles; None if it is gone. Never follows a symlink."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode)
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+class JobQueue(Generic[K]):
+    """A bounded FIFO that holds each item once, whether queued or in flight. Thread-safe.
+
+    `get()` hands an item out and marks it in flight until `done(item)`. Putting an item that
+    is in flight does not queue it a second time, but remembers to queue it again at
+    `done()`: a new file dropped under a name being processed is not missed. Call `done()`
+    as soon as the inbox entry is claimed (or found gone).
+    """
+
+    def __init__(self, maxsize: int):
+        self.maxsize = maxsize
+        self._items: deque[K] = deque()
+        self._queued: set[K] = set()
+        self._in_flight: set[K] = set()
+        self._again: set[K] = set()
+        self._closed = False
+        self._full = False  # warned about being full; reset once there is room
+        self._cond = threading.Condition()
+
+    def put(self, item: K) -> bool:
+        """Queue `item`; True if it was queued (or will be, when its in-flight copy is done).
+
+        False when it is already queued, the queue is full (the file stays in the inbox for
+        the next rescan) or the queue is closed.
+        """
+        with self._cond:
+            if self._closed or item in self._queued:
+                return False
+            if item in self._in_flight:
+                self._again.add(item)
+                return True
+            if len(self._items) >= self.maxsize:
+                if not self._full:
+                    self._full = True
+                    log.warning("queue full (%d items); further files wait in the inbox for a rescan", self.maxsize)
+                return False
+            self._items.append(item)
+            self._queued.add(item)
+            self._cond.notify()
+            return True
+
+    def get(self, timeout: float | None = None) -> K | None:
+        """The oldest item, now in flight; None on timeout or once closed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not self._items and not self._closed:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+            if self._closed:
+                return None
+            item = self._items.popleft()
+            self._full = False
+            self._queued.discard(item)
+            self._in_flight.add(item)
+            return item
+
+    def done(self, item: K) -> None:
+        """Release an item from `get()`; it is queued again if it was put meanwhile."""
+        with self._cond:
+            self._in_flight.discard(item)
+            again = item in self._again
+            self._again.discard(item)
+        if again:
+            self.put(item)
+
+    def close(self) -> None:
+        """Stop intake: `put` refuses, `get` returns None at once; queued items are dropped."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    @property
+    def in_flight(self) -> int:
+        with self._cond:
+            return len(self._in_flight)
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._items)
