@@ -1,0 +1,47 @@
+"""The shipped systemd unit, generated for a config and checked by systemd's own verifier."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _unit(tmp_path: Path, user: str = "root") -> str:
+    (tmp_path / "config.yaml").write_text("daemon: {shutdown_grace: 40}\nfolders: {done: /srv/results/done}\n")
+    r = subprocess.run(
+        [sys.executable, "-m", "watcher", "service", "--config", str(tmp_path / "config.yaml"), "--user", user],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return r.stdout
+
+
+def test_unit_has_the_service_contract_and_hardening(tmp_path: Path):
+    unit = _unit(tmp_path)
+    lines = dict(line.split("=", 1) for line in unit.splitlines() if "=" in line and not line.startswith("#"))
+    assert lines["Type"] == "notify" and lines["Restart"] == "on-failure"
+    assert int(lines["WatchdogSec"]) > 0
+    assert int(lines["TimeoutStopSec"]) > 40  # above daemon.shutdown_grace
+    for key in ("NoNewPrivileges", "PrivateTmp", "PrivateNetwork"):
+        assert lines[key] == "yes"
+    assert lines["ProtectSystem"] == "strict"
+    assert lines["MemoryMax"].endswith("M") and int(lines["TasksMax"]) > 0
+    rw = lines["ReadWritePaths"].split()
+    assert "/srv/results/done" in rw and str(tmp_path / "inbox") in rw and str(tmp_path / "processing") in rw
+    assert lines["ExecStart"].endswith(f"-m watcher run --config {tmp_path / 'config.yaml'}")
+    assert lines["User"] == "root"
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed here")
+def test_systemd_accepts_the_unit(tmp_path: Path):
+    path = tmp_path / "watcher.service"
+    path.write_text(_unit(tmp_path))
+    r = subprocess.run(["systemd-analyze", "verify", str(path)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "watcher.service" not in r.stderr, r.stderr  # no warnings about our own unit
