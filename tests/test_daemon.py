@@ -244,3 +244,18 @@ def test_two_hundred_files_at_once(tmp_path: Path):
         assert _sources(d.inbox) == []
         record = json.loads((d.failed / "f123.error.json").read_text())
         assert record["phase"] == "validate" and record["type"] == "SyntaxError"
+
+
+@pytest.mark.slow
+def test_kill_loop_accounts_for_every_input(tmp_path: Path):
+    """scripts/kill_loop.py, smaller: SIGKILL at random moments (claim, render, publish alike)."""
+    script = Path(__file__).resolve().parent.parent / "scripts" / "kill_loop.py"
+    r = subprocess.run(
+        [sys.executable, str(script), "--scenes", "24", "--kills", "5", "--seed", "7", "--keep", str(tmp_path / "k")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "RESULT: every input accounted for exactly once" in r.stdout
+    assert len(list((tmp_path / "k" / "done").glob("*.mp4"))) >= 21  # 3 of the 24 are meant to fail
