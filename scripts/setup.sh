@@ -10,6 +10,8 @@ system_packages=(
   libpango1.0-dev libcairo2-dev pkg-config
   # Tex/MathTex and everything built on them (axis numbers, DecimalNumber, ...)
   texlive-latex-base texlive-latex-extra texlive-fonts-recommended dvisvgm
+  # for the report test: the HTML report is checked in headless Chromium
+  chromium
 )
 missing=()
 for pkg in "${system_packages[@]}"; do
@@ -21,6 +23,12 @@ if ((${#missing[@]})); then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# When the daemon runs as root, renders run as this unprivileged user (sandbox.user).
+if [ "$(id -u)" -eq 0 ] && ! id -u watcher-render >/dev/null 2>&1; then
+  echo "setup: creating the render user watcher-render" >&2
+  useradd --system --no-create-home --shell /usr/sbin/nologin watcher-render
 fi
 
 if [ ! -x .venv/bin/python ]; then

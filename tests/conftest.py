@@ -24,7 +24,13 @@ def job_processes(work: Path) -> list[int]:
                 state = f.read().rsplit(b")", 1)[1].split()[0]
         except OSError:
             continue
-        if marker in env and state != b"Z":
+        try:
+            cwd = os.readlink(f"/proc/{entry}/cwd")
+        except OSError:
+            cwd = ""
+        # A job forked from a warm worker keeps the worker's original environ block in
+        # /proc, so its working directory (the job dir) identifies it too.
+        if (marker in env or cwd.startswith(f"{work}/")) and state != b"Z":
             found.append(int(entry))
     return found
 

@@ -1,8 +1,9 @@
 """The render child: runs one job's scene(s) and writes `result.json` in its job directory.
 
-Runs as `python -I -m watcher.child JOB_DIR` (a fresh interpreter per job) with the
-environment from `sandbox.child_environment`. Never imported by the parent. The parent
-trusts nothing written here: success still needs exit status 0 and an MP4 that verifies.
+Runs as `python -I -m watcher.child JOB_DIR` (a fresh interpreter per job), or as a fork
+of a warm worker (`watcher.pool`) that calls `run_job`, with the environment from
+`sandbox.child_environment`. Never imported by the daemon, which trusts nothing written
+here: success still needs exit status 0 and an MP4 that verifies.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 import traceback
 import types
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from . import sandbox
 from .config import Render
@@ -40,7 +41,16 @@ def _on_alarm(signum: int, frame: Any) -> None:
 def main(job_dir: Path) -> int:
     spec = json.loads((job_dir / "job.json").read_text(encoding="utf-8"))
     render = Render(**spec["render"])
-    sandbox.enter(render, spec["parent_pid"])
+    try:
+        # With a PID namespace this returns in a new process (the job's PID 1), and the
+        # calling one stays behind as its relay.
+        sandbox.enter(render, spec["parent_pid"], job_dir, sandbox.options(spec.get("sandbox")))
+    except sandbox.SandboxError as e:  # strict mode, and a required layer failed here
+        record = {"phase": "environment", "type": "SandboxError", "message": str(e)}
+        record["hint"] = "this host cannot isolate renders as sandbox.require asks: run `watcher doctor`"
+        (job_dir / "result.json").write_text(json.dumps({"ok": False, "record": record}), encoding="utf-8")
+        return EXIT_FAILED
+    job_pid = os.getpid()
     signal.signal(signal.SIGALRM, _on_alarm)
     signal.setitimer(signal.ITIMER_REAL, render.timeout)
     os.chdir(job_dir)
@@ -49,6 +59,8 @@ def main(job_dir: Path) -> int:
     except SceneTimeout:  # the alarm fired between phases
         result = {"ok": False, "record": _timeout_record(spec, render)}
     signal.setitimer(signal.ITIMER_REAL, 0)
+    if os.getpid() != job_pid:  # a process the scene forked, unwinding: the result is not its to write
+        return EXIT_FAILED
     (job_dir / "result.json").write_text(json.dumps(result), encoding="utf-8")
     return EXIT_OK if result["ok"] else EXIT_FAILED
 
@@ -138,9 +150,16 @@ def describe(exc: BaseException, phase: str, scene_path: str, filename: str, job
     elif isinstance(exc, MemoryError):
         record.update(phase="resource", limit="memory", message="the scene ran out of memory (render.memory_limit_mb)")
     elif isinstance(exc, OSError) and exc.errno == errno.EFBIG:
-        record.update(phase="resource", limit="file size", message=f"{exc} (render.max_output_mb)")
+        record.update(phase="resource", limit="file size", message=f"{record['message']} (render.max_output_mb)")
     elif isinstance(exc, OSError) and exc.errno == errno.EMFILE:
-        record.update(phase="resource", limit="open files", message=f"{exc} (render.max_open_files)")
+        record.update(phase="resource", limit="open files", message=f"{record['message']} (render.max_open_files)")
+    elif (isinstance(exc, OSError) and exc.errno == errno.EAGAIN) or "can't start new thread" in str(exc):
+        # fork() and thread start fail with EAGAIN at RLIMIT_NPROC (a thread's stack can
+        # also fail to fit under the memory limit: the same error, much rarer).
+        message = f"{record['message']}: the limit on processes and threads (sandbox.max_processes) was hit"
+        record.update(phase="resource", limit="processes", message=message)
+    elif isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        record.update(phase="resource", limit="disk space", hint="the disk holding folders.work is full")
     elif isinstance(exc, FileNotFoundError) and (exc.filename in TOOLS or any(t in str(exc) for t in TOOLS[:5])):
         record.update(phase="environment", hint=f"{exc.filename or 'a LaTeX tool'} is not installed on this host")
     elif phase == "environment":
@@ -192,10 +211,19 @@ def latex_details(job_dir: Path) -> dict[str, Any] | None:
     return details
 
 
-if __name__ == "__main__":
-    code = main(Path(sys.argv[1]))
+def run_job(job_dir: Path) -> NoReturn:
+    """Run the job and end this process: the entry of a fresh interpreter and of a warm worker's fork."""
+    try:
+        code = main(job_dir)
+    except BaseException:  # noqa: BLE001 - the parent reports the traceback from our output
+        traceback.print_exc()
+        code = EXIT_FAILED
     sys.stdout.flush()
     sys.stderr.flush()
     # os._exit: a scene's leftover non-daemon threads (Manim's encoder, the scene's own)
     # must not keep a finished job alive until the parent's kill.
     os._exit(code)
+
+
+if __name__ == "__main__":
+    run_job(Path(sys.argv[1]))

@@ -104,6 +104,7 @@ class Render:
     max_log_bytes: int = field(default=65536, metadata=_min(1024))
     max_open_files: int = field(default=1024, metadata=_min(64))
     scene: str = "auto"
+    warm_workers: bool = True
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,20 @@ class Daemon:
     queue_size: int = field(default=10000, metadata=_min(1))
 
 
+# The isolation layers a render child can get (see watcher.sandbox), by the names that
+# sandbox.require and `watcher doctor` use.
+SANDBOX_LAYERS = ("user", "pid", "network", "mount", "ipc", "processes", "cgroup")
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    mode: Literal["auto", "strict", "off"] = "auto"
+    user: str = "watcher-render"
+    require: tuple[str, ...] = ("user", "pid", "network", "mount", "ipc", "processes")
+    max_processes: int = field(default=256, metadata=_min(16))
+    visible_paths: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class Logging:
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -142,6 +157,7 @@ class Settings:
     validation: Validation = field(default_factory=Validation)
     workers: Workers = field(default_factory=Workers)
     daemon: Daemon = field(default_factory=Daemon)
+    sandbox: Sandbox = field(default_factory=Sandbox)
     logging: Logging = field(default_factory=Logging)
     # Where the config was read from; relative folders were resolved against its directory.
     path: Path | None = field(default=None, compare=False)
@@ -159,6 +175,8 @@ class Settings:
             "memory_limit_mb": self.render.memory_limit_mb,
             "scene": self.render.scene,
             "validation": self.validation.enabled,
+            # "off" marks every record of a render that ran without isolation.
+            "sandbox": self.sandbox.mode,
         }
 
 
@@ -261,6 +279,8 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
     if cls is Render:
         _check_render(obj)
         obj = dataclasses.replace(obj, quality=QUALITIES[obj.quality])
+    if cls is Sandbox:
+        _check_sandbox(obj)
     return obj
 
 
@@ -268,6 +288,8 @@ def _coerce(key: str, hint: Any, value: Any) -> Any:
     origin = typing.get_origin(hint)
     if origin is Literal:
         choices = typing.get_args(hint)
+        if value is False and "off" in choices:  # YAML 1.1 reads a bare `off` as false
+            value = "off"
         if value not in choices:
             raise ConfigError(f"{key} must be one of {', '.join(map(str, choices))}; got {value!r}")
         return value
@@ -307,3 +329,12 @@ def _check_render(r: Render) -> None:
         raise ConfigError(f"render.quality must be one of {', '.join(QUALITIES)}; got {r.quality!r}")
     if r.scene not in ("auto", "all") and not r.scene.isidentifier():
         raise ConfigError(f"render.scene must be auto, all or a class name; got {r.scene!r}")
+
+
+def _check_sandbox(s: Sandbox) -> None:
+    unknown = [name for name in s.require if name not in SANDBOX_LAYERS]
+    if unknown:
+        raise ConfigError(f"sandbox.require: unknown layer {unknown[0]!r}; the layers are {', '.join(SANDBOX_LAYERS)}")
+    relative = [p for p in s.visible_paths if not p.startswith("/")]
+    if relative:
+        raise ConfigError(f"sandbox.visible_paths must be absolute paths, got {relative[0]!r}")

@@ -2,10 +2,12 @@
 
 The parent never runs scene code. Each job gets a private directory under the work
 folder; the child (`watcher.child`) runs there in its own session with a scrubbed
-environment and its own limits, and raises SceneTimeout on SIGALRM. The parent watches
-the child's pidfd and output pipe, and SIGKILLs the whole process group once
-timeout + grace has passed on the wall clock. Success means exit status 0 AND MP4s that
-PyAV opens, with at least one frame and a positive duration.
+environment and its own limits, and raises SceneTimeout on SIGALRM. The child is forked
+by a warm worker that imported Manim once (`watcher.pool`), or with
+`render.warm_workers: false` is a fresh interpreter; everything after the start is the
+same. The parent watches the child's pidfd and output pipe, and SIGKILLs the whole
+process group once timeout + grace has passed on the wall clock. Success means exit
+status 0 AND MP4s that PyAV opens, with at least one frame and a positive duration.
 """
 
 from __future__ import annotations
@@ -27,14 +29,18 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from . import sandbox
+from . import pool, sandbox
 from .config import QUALITIES, Settings, default_settings
 from .errors import ErrorRecord, InvalidScene, RenderError, RenderTimeout, excerpt
 from .validate import check_scene, findings_record, validate_scene_code
 
 log = logging.getLogger(__name__)
+
+# A job whose warm worker died under it runs once more on a new one; losing a second
+# worker is reported (a scene that kills its parent must not loop forever).
+WORKER_ATTEMPTS = 2
 
 
 @dataclass
@@ -87,12 +93,24 @@ def render_job(
         scenes = check.selected
     work = settings.folders.work
     work.mkdir(parents=True, exist_ok=True)
-    job_dir = Path(tempfile.mkdtemp(prefix=f"job-{_safe(Path(filename).stem)[:40]}-", dir=work))
+    # The owner's pid in the name: a starting daemon cleans only job dirs of dead processes.
+    prefix = f"job-{os.getpid()}-{_safe(Path(filename).stem)[:40]}-"
+    job_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=work))
     try:
         result = _run_child(job_dir, source, filename, scenes, settings, cancel, started)
         yield result
     finally:
         shutil.rmtree(job_dir, ignore_errors=True)
+
+
+def prewarm(settings: Settings, count: int | None = None) -> None:
+    """Start warm workers for `count` renders at once (default workers.count), in the background.
+
+    Optional: render_job starts them on demand, but then the first jobs wait for Manim's
+    import. Does nothing with render.warm_workers: false.
+    """
+    if settings.render.warm_workers:
+        pool.get_pool().prewarm(count or settings.worker_count)
 
 
 def _run_child(
@@ -106,29 +124,28 @@ def _run_child(
 ) -> RenderResult:
     stem = _safe(Path(filename).stem) or "scene"
     outputs = [stem] if len(scenes) == 1 else [f"{stem}.{s}" for s in scenes]
-    (job_dir / "tmp").mkdir()
-    (job_dir / filename).write_bytes(source)
     spec = {
         "filename": filename,
         "scenes": scenes,
         "outputs": outputs,
         "render": dataclasses.asdict(settings.render),
-        "parent_pid": os.getpid(),
+        "sandbox": dataclasses.asdict(settings.sandbox),
     }
-    (job_dir / "job.json").write_text(json.dumps(spec), encoding="utf-8")
-
-    proc = subprocess.Popen(
-        [sys.executable, "-I", "-m", "watcher.child", str(job_dir)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        cwd=job_dir,
-        env=sandbox.child_environment(job_dir),
-        start_new_session=True,
-        close_fds=True,
-    )
-    deadline = started + settings.render.timeout + settings.render.grace
-    outcome, tail = supervise(proc, deadline, settings.render.max_log_bytes, cancel)
+    returncode: int | None = None
+    for attempt in range(1, WORKER_ATTEMPTS + 1):
+        try:
+            with contextlib.ExitStack() as stack:
+                launcher = _launcher(settings, stack)
+                _prepare(job_dir, source, filename, {**spec, "parent_pid": launcher.pid})
+                proc = launcher.start(job_dir, sandbox.child_environment(job_dir))
+                log.debug("%s: render child %d started (%s)", filename, proc.pid, type(launcher).__name__)
+                deadline = time.monotonic() + settings.render.timeout + settings.render.grace
+                outcome, tail, returncode = supervise(proc, deadline, settings.render.max_log_bytes, cancel)
+            break
+        except pool.WorkerLost as e:
+            outcome, tail, lost = "lost", e.tail, e
+            if attempt < WORKER_ATTEMPTS:
+                log.warning("%s: %s; running it again on a new warm worker", filename, e)
     duration = time.monotonic() - started
     result = RenderResult(filename, ok=False, scenes=scenes, duration=duration)
     if outcome == "cancelled":
@@ -137,7 +154,15 @@ def _run_child(
 
     child = _read_result(job_dir)
     record: dict[str, Any] | None = None
-    if outcome == "killed":
+    if outcome == "lost":
+        record = {
+            "phase": "internal",
+            "type": "WorkerLost",
+            "message": f"{lost}; it happened {WORKER_ATTEMPTS} times, so the scene was not run again",
+            "hint": "a scene must not signal or kill other processes; if every scene fails like this, "
+            "set render.warm_workers: false and report it",
+        }
+    elif outcome == "killed":
         record = child.get("record") if child.get("record", {}).get("phase") == "timeout" else None
         record = record or {
             "phase": "timeout",
@@ -148,9 +173,9 @@ def _run_child(
             ),
             "hint": "do not block or catch SIGALRM; shorten the animation or raise render.timeout",
         }
-    elif proc.returncode < 0:
-        record = child.get("record") or _signal_record(-proc.returncode)
-    elif proc.returncode == 0 and child.get("ok"):
+    elif returncode is not None and returncode < 0:
+        record = child.get("record") or _signal_record(-returncode)
+    elif returncode == 0 and child.get("ok"):
         videos = [Path(v) for v in child.get("videos", [])]
         problem = _verify_outputs(job_dir, videos, outputs, result)
         if problem is None:
@@ -164,16 +189,17 @@ def _run_child(
         record = {
             "phase": "render",
             "type": "NoVideo",
-            "message": f"the render process exited with status {proc.returncode} without producing a video",
+            "message": f"the render process exited with status {returncode} without producing a video",
             "hint": "do not call sys.exit() or os._exit() in a scene",
         }
     record.setdefault("type", "RenderError")
     record.setdefault("message", "")
     rec = ErrorRecord.from_dict({**record, "source": filename})
     rec.stderr_tail = tail.decode("utf-8", errors="replace")
-    rec.exit_code = proc.returncode if proc.returncode >= 0 else None
-    if proc.returncode < 0:
-        rec.signal = signal.Signals(-proc.returncode).name
+    if returncode is not None and returncode >= 0:
+        rec.exit_code = returncode
+    elif returncode is not None:
+        rec.signal = signal.Signals(-returncode).name
     if rec.excerpt is None and rec.line:
         rec.excerpt = excerpt(source.decode("utf-8-sig", errors="replace"), rec.line)
     _complete(rec, settings, started)
@@ -181,23 +207,105 @@ def _run_child(
     return result
 
 
-def supervise(
-    proc: subprocess.Popen[bytes], deadline: float, max_log: int, cancel: threading.Event | None = None
-) -> tuple[str, bytes]:
-    """Wait for `proc`, keeping the tail of its output; kill its group at `deadline`.
+class Child(Protocol):
+    """A started render child: the leader of its own session, writing its output to `out_fd`."""
 
-    Returns ("exited" | "killed" | "cancelled", output tail). Whatever happens, every
-    process left in the child's process group is SIGKILLed before the child is reaped
-    (its pgid cannot be reused while it is a zombie).
+    pid: int
+    pidfd: int
+    out_fd: int
+
+    def wait(self) -> int:
+        """Reap it; the exit status the way subprocess gives it (negative: killed by that signal)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Launcher(Protocol):
+    """What starts render children: a fresh interpreter per job, or a warm worker's fork."""
+
+    pid: int  # the parent the child will have, which its PR_SET_PDEATHSIG is tied to
+
+    def start(self, job_dir: Path, env: dict[str, str]) -> Child: ...
+
+
+class FreshChild:
+    """`python -I -m watcher.child JOB_DIR` in a new process of its own."""
+
+    def __init__(self, job_dir: Path, env: dict[str, str]):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-I", "-m", "watcher.child", str(job_dir)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=job_dir,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+        assert self.proc.stdout is not None
+        self.pid = self.proc.pid
+        self.pidfd = os.pidfd_open(self.pid)
+        self.out_fd = self.proc.stdout.fileno()
+
+    def wait(self) -> int:
+        return self.proc.wait()
+
+    def close(self) -> None:
+        os.close(self.pidfd)
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+
+
+class FreshLauncher:
+    """render.warm_workers: false, or no warm worker could be started."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+
+    def start(self, job_dir: Path, env: dict[str, str]) -> Child:
+        return FreshChild(job_dir, env)
+
+
+def _launcher(settings: Settings, stack: contextlib.ExitStack) -> Launcher:
+    if settings.render.warm_workers:
+        try:
+            return stack.enter_context(pool.get_pool().checkout())
+        except pool.PoolError as e:
+            log.warning("%s; rendering in a fresh process instead", e)
+    return FreshLauncher()
+
+
+def _prepare(job_dir: Path, source: bytes, filename: str, spec: dict[str, Any]) -> None:
+    """Fill the job directory for one attempt; a previous attempt's files are removed first."""
+    for entry in job_dir.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    (job_dir / "tmp").mkdir()
+    (job_dir / filename).write_bytes(source)
+    (job_dir / "job.json").write_text(json.dumps(spec), encoding="utf-8")
+
+
+def supervise(
+    child: Child, deadline: float, max_log: int, cancel: threading.Event | None = None
+) -> tuple[str, bytes, int]:
+    """Wait for `child`, keeping the tail of its output; kill its group at `deadline`.
+
+    Returns ("exited" | "killed" | "cancelled", output tail, exit status). Whatever
+    happens, every process left in the child's process group is SIGKILLed before the
+    child is reaped (its pgid cannot be reused while it is a zombie).
+
+    Raises:
+        WorkerLost: the warm worker that forked the child died; `.tail` holds the output.
     """
-    assert proc.stdout is not None
-    out_fd = proc.stdout.fileno()
-    pidfd = os.pidfd_open(proc.pid)
     poller = select.poll()
-    poller.register(out_fd, select.POLLIN)
-    poller.register(pidfd, select.POLLIN)
+    poller.register(child.out_fd, select.POLLIN)
+    poller.register(child.pidfd, select.POLLIN)
     tail = bytearray()
     outcome = "exited"
+    returncode: int | None = None
     try:
         while True:
             now = time.monotonic()
@@ -211,27 +319,32 @@ def supervise(
             events = poller.poll(max(1, int(wait * 1000)))
             exited = False
             for fd, _ in events:
-                if fd == pidfd:
+                if fd == child.pidfd:
                     exited = True
-                elif not _read_into(out_fd, tail, max_log):
-                    poller.unregister(out_fd)
+                elif not _read_into(child.out_fd, tail, max_log):
+                    poller.unregister(child.out_fd)
             if exited:
                 break
-        _kill_group(proc.pid)
-        # Drain what is already in the pipe, without waiting on a descendant that escaped
-        # the group and still holds it open.
-        os.set_blocking(out_fd, False)
-        with contextlib.suppress(BlockingIOError):
-            while _read_into(out_fd, tail, max_log):
-                pass
-        proc.wait()
+        _kill(child)
+        # Drain to the end of the output: the pipe reads EOF once every process holding it
+        # is dead, so this also waits for the job's last descendants to go. With a PID
+        # namespace that is at once; without one, a descendant that left the process group
+        # keeps it open, so wait at most 2 s.
+        until = time.monotonic() + 2.0
+        while (left := until - time.monotonic()) > 0 and select.select([child.out_fd], [], [], left)[0]:
+            if not _read_into(child.out_fd, tail, max_log):
+                break
+        returncode = child.wait()
+    except pool.WorkerLost as e:
+        e.tail = bytes(tail[-max_log:])
+        raise
     finally:
-        if proc.returncode is None:  # interrupted ourselves: never leave the job running
-            _kill_group(proc.pid)
-            proc.wait()
-        os.close(pidfd)
-        proc.stdout.close()
-    return outcome, bytes(tail[-max_log:])
+        if returncode is None:  # interrupted ourselves, or the worker was lost: never leave the job running
+            _kill(child)
+            with contextlib.suppress(pool.WorkerLost):
+                child.wait()
+        child.close()
+    return outcome, bytes(tail[-max_log:]), returncode
 
 
 def _read_into(fd: int, buf: bytearray, cap: int) -> bool:
@@ -242,9 +355,13 @@ def _read_into(fd: int, buf: bytearray, cap: int) -> bool:
     return bool(data)
 
 
-def _kill_group(pgid: int) -> None:
+def _kill(child: Child) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)
+        os.killpg(child.pid, signal.SIGKILL)
+    # The child itself, through its pidfd: a fork may not have called setsid() yet, and a
+    # pid could be reused, a pidfd cannot.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        signal.pidfd_send_signal(child.pidfd, signal.SIGKILL)
 
 
 def _read_result(job_dir: Path) -> dict[str, Any]:
