@@ -1,0 +1,440 @@
+"""What the folders hold, for people: `folder_status` (what `watcher status` shows) and
+`write_report` (one static HTML page of thumbnails and failures).
+
+Everything read from scene files, error records and sidecars is untrusted: a scene's
+file name, its class names and its error messages are the scene author's text. The page
+escapes all of it, embeds thumbnails as data: URIs, loads nothing from the network (its
+Content-Security-Policy forbids it), and runs only its own script (a per-page nonce).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import html
+import io
+import json
+import logging
+import os
+import secrets
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .batch import ERROR_SUFFIX, META_SUFFIX, sidecar_videos
+from .config import Settings
+from .daemon import STATUS_NAME
+from .inbox import is_candidate
+from .render import verify_mp4
+
+log = logging.getLogger(__name__)
+
+# The daemon rewrites its status file at least every 2 s; older than this, it is not keeping up.
+STALE_AFTER = 15.0
+THUMB_WIDTH = 320
+
+
+# -- status ---------------------------------------------------------------------------------
+
+
+def folder_status(settings: Settings, *, recent: int = 5, now: float | None = None) -> dict[str, Any]:
+    """Counts per folder, the daemon's state (from its status file), and the latest failures."""
+    f = settings.folders
+    return {
+        "config": str(settings.path) if settings.path else None,
+        "folders": {key: str(getattr(f, key)) for key in ("inbox", "processing", "done", "failed")},
+        "counts": {
+            "inbox": _count_sources(f.inbox),
+            "processing": _count_claims(f.processing),
+            "done": _count_sources(f.done),
+            "failed": _count_sources(f.failed),
+        },
+        "daemon": daemon_status(f.processing / STATUS_NAME, now=now),
+        "recent_failures": recent_failures(f.failed, recent),
+    }
+
+
+def daemon_status(path: Path, *, now: float | None = None) -> dict[str, Any]:
+    """Read the daemon's status file; `state` is running, stale, stopped, gone (died) or absent."""
+    now = time.time() if now is None else now
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {"state": "absent", "running": []}
+    except (OSError, ValueError) as e:
+        return {"state": "absent", "running": [], "error": f"unreadable status file {path}: {e}"}
+    if not isinstance(data, dict):
+        return {"state": "absent", "running": [], "error": f"unreadable status file {path}"}
+    pid = data.get("pid") if isinstance(data.get("pid"), int) else None
+    started, updated = _number(data.get("started")), _number(data.get("updated"))
+    age = now - updated if updated is not None else None
+    alive = _alive(pid)
+    if data.get("state") == "stopped":
+        state = "stopped"
+    elif not alive:
+        state = "gone"  # killed without the clean shutdown that marks the file stopped
+    elif age is None or age > STALE_AFTER:
+        state = "stale"
+    else:
+        state = "running"
+    live = state == "running"
+    raw_running = data.get("running") if isinstance(data.get("running"), dict) else {}
+    running = [
+        # The file holds run times as of `updated`; add the time since.
+        {"name": str(name), "seconds": round((_number(secs) or 0.0) + (age if live and age else 0.0), 1)}
+        for name, secs in raw_running.items()
+    ]
+    return {
+        "state": state,
+        "pid": pid,
+        "alive": alive,
+        "started": started,
+        "updated": updated,
+        "age_seconds": round(age, 1) if age is not None else None,
+        "uptime_seconds": round(now - started, 1) if live and started else None,
+        "queued": data.get("queued") if live else 0,
+        "running": running if live else [],
+        "counts": data.get("counts") if isinstance(data.get("counts"), dict) else {},
+    }
+
+
+def recent_failures(folder: Path, limit: int) -> list[dict[str, Any]]:
+    """The newest error records in `folder`, newest first."""
+    records = []
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(folder):
+            if entry.name.endswith(ERROR_SUFFIX) and not entry.name.startswith("."):
+                with contextlib.suppress(OSError):
+                    records.append((entry.stat(follow_symlinks=False).st_mtime, Path(entry.path)))
+    records.sort(reverse=True)
+    out = []
+    for mtime, path in records[:limit]:
+        rec = read_record(path)
+        out.append(
+            {
+                "file": str(path),
+                "time": mtime,
+                "phase": str(rec.get("phase", "?")),
+                "type": str(rec.get("type", "?")),
+                "message": _first_line(rec.get("message")),
+                "line": rec.get("line") if isinstance(rec.get("line"), int) else None,
+            }
+        )
+    return out
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """An error record as a dict; an unreadable one becomes a record that says so."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, ValueError) as e:
+        return {"phase": "?", "type": "UnreadableRecord", "message": f"{path.name} cannot be read: {e}"}
+    return data if isinstance(data, dict) else {"phase": "?", "type": "UnreadableRecord", "message": path.name}
+
+
+def _count_sources(folder: Path) -> int:
+    with contextlib.suppress(FileNotFoundError):
+        return sum(1 for e in os.scandir(folder) if is_candidate(e.name) and e.is_file(follow_symlinks=False))
+    return 0
+
+
+def _count_claims(processing: Path) -> int:
+    # One directory per claim; the lock and status files are hidden.
+    with contextlib.suppress(FileNotFoundError):
+        return sum(1 for e in os.scandir(processing) if not e.name.startswith(".") and e.is_dir(follow_symlinks=False))
+    return 0
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None or pid <= 0:  # kill(0) or kill(-1) would address whole groups
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, under another user
+        return True
+    return True
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _first_line(value: Any, limit: int = 200) -> str:
+    text = str(value or "").strip().splitlines()
+    line = text[0] if text else ""
+    return line if len(line) <= limit else line[:limit] + " ..."
+
+
+# -- the HTML report ----------------------------------------------------------------------
+
+
+@dataclass
+class Video:
+    path: Path
+    width: int = 0
+    height: int = 0
+    duration: float = 0.0
+    fps: float = 0.0
+    thumb: str | None = None  # a data: URI
+    scene: str | None = None
+    render_seconds: float | None = None
+    problem: str | None = None  # why it cannot be shown
+
+
+@dataclass
+class Failure:
+    path: Path
+    record: dict[str, Any]
+    kept_video: bool = False  # an earlier MP4 of this source is still beside it
+
+
+@dataclass
+class Report:
+    videos: list[Video] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        phases: dict[str, int] = {}
+        for f in self.failures:
+            phase = str(f.record.get("phase", "?"))
+            phases[phase] = phases.get(phase, 0) + 1
+        return {
+            "videos": len(self.videos),
+            "unreadable_videos": sum(v.problem is not None for v in self.videos),
+            "failures": len(self.failures),
+            "failures_by_phase": phases,
+            "video_seconds": round(sum(v.duration for v in self.videos), 1),
+        }
+
+
+def collect(folders: list[Path]) -> Report:
+    """Every MP4 (with its thumbnail) and every error record in `folders` (not recursive)."""
+    report = Report()
+    for folder in folders:
+        meta = _video_meta(folder)
+        names = sorted(os.listdir(folder)) if folder.is_dir() else []
+        for name in names:
+            path = folder / name
+            if name.startswith(".") or not path.is_file():
+                continue
+            if name.endswith(".mp4"):
+                report.videos.append(_video(path, meta.get(name)))
+            elif name.endswith(ERROR_SUFFIX):
+                stem = name[: -len(ERROR_SUFFIX)]
+                kept = stem + ".mp4" in names or any(s == stem and n in names for n, (s, _, _) in meta.items())
+                report.failures.append(Failure(path, read_record(path), kept))
+    return report
+
+
+def write_report(folders: list[Path], out: Path, *, title: str = "watcher report") -> Report:
+    """Write the page for `folders` to `out` (atomically); videos are linked relative to it."""
+    report = collect(folders)
+    page = render_html(report, out.parent, title=title, sources=folders)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{secrets.token_hex(4)}")
+    tmp.write_text(page, encoding="utf-8")
+    os.replace(tmp, out)
+    return report
+
+
+def poster_frame(path: Path, width: int = THUMB_WIDTH) -> bytes:
+    """A JPEG of the frame in the middle of the video (the first is often still empty).
+
+    Raises:
+        ValueError: the video has no decodable frame.
+    """
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        middle = (container.duration or 0) / av.time_base / 2
+        if middle > 0:
+            container.seek(int(middle * av.time_base))  # to the keyframe before the middle
+        frame = None
+        for frame in container.decode(stream):
+            if frame.time is None or frame.time >= middle:
+                break
+        if frame is None:
+            raise ValueError("no decodable frame")
+        image = frame.to_image()
+    image.thumbnail((width, width * 4))
+    buf = io.BytesIO()
+    image.convert("RGB").save(buf, "JPEG", quality=80)
+    return buf.getvalue()
+
+
+def _video(path: Path, meta: tuple[str, dict[str, Any], dict[str, Any]] | None) -> Video:
+    video = Video(path)
+    try:
+        info = verify_mp4(path)
+        video.width, video.height, video.duration, video.fps = info.width, info.height, info.duration, info.fps
+        video.thumb = "data:image/jpeg;base64," + base64.b64encode(poster_frame(path)).decode("ascii")
+    except Exception as e:  # a broken MP4 (PyAV raises many types) is shown as such, never fatal
+        log.warning("%s: no thumbnail: %s", path, e)
+        video.problem = str(e) or type(e).__name__
+    if meta is not None:
+        _, sidecar, entry = meta
+        video.scene = str(entry.get("scene")) if entry.get("scene") else None
+        video.render_seconds = _number(sidecar.get("render_seconds"))
+    return video
+
+
+def _video_meta(folder: Path) -> dict[str, tuple[str, dict[str, Any], dict[str, Any]]]:
+    """MP4 name -> (its source's stem, its batch sidecar, its entry there), for each MP4 a sidecar describes."""
+    found: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {}
+    for path in folder.glob("*" + META_SUFFIX) if folder.is_dir() else []:
+        data = read_record(path)
+        stem = path.name[: -len(META_SUFFIX)]
+        for entry in sidecar_videos(data):
+            found[stem + entry["suffix"]] = (stem, data, entry)
+    return found
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _href(path: Path, base: Path) -> str:
+    # Percent-encoded relative path: no scheme can sneak in (":" is encoded), and it keeps
+    # working when the page and the folders are copied together.
+    return _e(urllib.parse.quote(os.path.relpath(path, base)))
+
+
+def render_html(report: Report, base: Path, *, title: str, sources: list[Path]) -> str:
+    """The page as a string; `base` is the folder the page will be in."""
+    nonce = secrets.token_urlsafe(16)
+    s = report.summary()
+    phases = ", ".join(f"{_e(p)} {n}" for p, n in sorted(s["failures_by_phase"].items()))
+    counts = [
+        f"<li><b>{s['videos']}</b> videos</li>",
+        f"<li><b>{s['video_seconds']:g}</b> s of video</li>",
+        f"<li class='{'bad' if s['failures'] else ''}'><b>{s['failures']}</b> failed"
+        + (f" <small>({phases})</small>" if phases else "")
+        + "</li>",
+    ]
+    if s["unreadable_videos"]:
+        counts.append(f"<li class='bad'><b>{s['unreadable_videos']}</b> unreadable videos</li>")
+    folders = ", ".join(f"<code>{_e(p)}</code>" for p in sources)
+    videos = "\n".join(_video_card(v, base) for v in report.videos) or "<p class='none'>No videos.</p>"
+    failures = "\n".join(_failure_card(f) for f in report.failures) or "<p class='none'>No failures.</p>"
+    return f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; img-src data:; media-src 'self' file:; \
+style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{_e(title)}</title>
+<style nonce="{nonce}">{_CSS}</style>
+</head>
+<body>
+<header>
+<h1>{_e(title)}</h1>
+<ul class="counts">{"".join(counts)}</ul>
+<p class="from">{folders} &middot; generated {_e(time.strftime("%Y-%m-%d %H:%M:%S %Z"))}</p>
+</header>
+<main>
+<h2>Videos</h2>
+<div class="grid">
+{videos}
+</div>
+<h2>Failures</h2>
+{failures}
+</main>
+<script nonce="{nonce}">{_SCRIPT}</script>
+</body>
+</html>
+"""
+
+
+def _video_card(v: Video, base: Path) -> str:
+    facts = []
+    if v.problem is None:
+        facts += [f"{v.duration:.1f} s", f"{v.width}&times;{v.height}", f"{v.fps:g} fps"]
+    if v.render_seconds is not None:
+        facts.append(f"rendered in {v.render_seconds:.1f} s")
+    scene = f"<p class='scene'>{_e(v.scene)}</p>" if v.scene else ""
+    if v.thumb is None:
+        picture = f"<a class='play broken' href='{_href(v.path, base)}'>{_e(v.problem or 'no preview')}</a>"
+    else:
+        picture = (
+            f"<a class='play' href='{_href(v.path, base)}' title='play'>"
+            f"<img class='thumb' src='{_e(v.thumb)}' alt='{_e(v.path.name)}'></a>"
+        )
+    return (
+        f"<article class='video'>{picture}<h3>{_e(v.path.name)}</h3>{scene}"
+        f"<p class='facts'>{' &middot; '.join(facts)}</p></article>"
+    )
+
+
+def _failure_card(f: Failure) -> str:
+    r = f.record
+    where = f" line {_e(r['line'])}" if isinstance(r.get("line"), int) else ""
+    parts = [
+        f"<article class='failure'><h3>{_e(f.path.name)} <span class='phase'>{_e(r.get('phase', '?'))}</span></h3>",
+        f"<p class='message'><b>{_e(r.get('type', '?'))}</b>{where}: {_e(r.get('message', ''))}</p>",
+    ]
+    if r.get("excerpt"):
+        parts.append(f"<pre class='excerpt'>{_e(r['excerpt'])}</pre>")
+    if r.get("hint"):
+        parts.append(f"<p class='hint'>{_e(r['hint'])}</p>")
+    if f.kept_video:
+        parts.append("<p class='kept'>An earlier video of this scene is kept beside this record.</p>")
+    tail = str(r.get("stderr_tail") or "").strip()
+    if tail:
+        tail = "\n".join(tail.splitlines()[-40:])
+        parts.append(f"<details><summary>render output</summary><pre>{_e(tail)}</pre></details>")
+    parts.append("</article>")
+    return "".join(parts)
+
+
+_CSS = """
+body { font: 15px/1.4 system-ui, sans-serif; margin: 0; color: #222; background: #f4f4f6; }
+header { background: #1d2330; color: #eee; padding: 16px 24px; }
+h1 { margin: 0 0 8px; font-size: 22px; }
+.counts { list-style: none; display: flex; gap: 24px; margin: 0; padding: 0; }
+.counts b { font-size: 22px; } .counts .bad b { color: #ff8a80; }
+.from { color: #aab; margin: 8px 0 0; font-size: 13px; word-break: break-all; }
+main { padding: 8px 24px 32px; }
+.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(340px, 1fr)); gap: 16px; }
+.video, .failure { background: #fff; border-radius: 8px; padding: 10px; box-shadow: 0 1px 3px #0002; }
+.video h3, .failure h3 { font-size: 15px; margin: 8px 0 2px; word-break: break-all; }
+.play { display: block; background: #000; border-radius: 4px; line-height: 0; }
+.play img, .video video { width: 100%; height: auto; border-radius: 4px; }
+.play.broken { color: #fbb; padding: 40px 8px; line-height: 1.4; text-align: center; }
+.facts, .scene { margin: 2px 0; color: #555; font-size: 13px; }
+.failure { margin-bottom: 12px; border-left: 4px solid #d33; }
+.phase { background: #d33; color: #fff; border-radius: 4px; padding: 1px 6px; font-size: 12px; }
+.message { margin: 6px 0; word-break: break-word; }
+pre { background: #f6f6f8; padding: 8px; overflow-x: auto; font-size: 13px; }
+.hint, .kept { color: #555; font-style: italic; margin: 4px 0; }
+.none { color: #777; }
+"""
+
+# Click a thumbnail to play the video in its place. After load, mark thumbnails that did
+# not decode and record their natural widths on <body> (`data-thumbs`) for checks.
+_SCRIPT = """
+document.querySelectorAll("a.play:not(.broken)").forEach(function (a) {
+  a.addEventListener("click", function (event) {
+    event.preventDefault();
+    var video = document.createElement("video");
+    video.controls = true;
+    video.autoplay = true;
+    video.poster = a.querySelector("img").src;
+    video.src = a.getAttribute("href");
+    a.replaceWith(video);
+  });
+});
+window.addEventListener("load", function () {
+  var widths = [];
+  document.querySelectorAll("img.thumb").forEach(function (img) {
+    widths.push(img.naturalWidth);
+    if (!img.naturalWidth) { img.closest("a").classList.add("broken"); }
+  });
+  document.body.dataset.thumbs = widths.join(" ");
+});
+"""
