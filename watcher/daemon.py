@@ -23,12 +23,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import sdnotify
+from . import pool, sandbox, sdnotify
 from .config import Settings, load_config
 from .errors import ErrorRecord, WatcherError
 from .inbox import InboxWatcher, JobQueue
 from .layout import Claimed, Layout, Rejected
-from .render import render_job
+from .render import prewarm, render_job
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ class Daemon:
             raise WatcherError(f"folders.inbox: {inbox} is not a directory (create it, or fix folders.inbox{where})")
         self.layout.ensure()  # the other folders are ours to create
         self.layout.check()
+        sandbox.prepare(self.settings)  # logs the isolation layers; strict mode refuses a weak host
         with self.layout.lock():
             self._install_signal_handlers()
             self._recovered.extend(self.layout.recover())
@@ -73,6 +74,7 @@ class Daemon:
                 log.info(
                     "recovered %d interrupted job(s) from %s", len(self._recovered), self.layout.folders.processing
                 )
+            prewarm(self.settings)  # warm render workers start importing Manim now, not at the first job
             for i in range(self.settings.worker_count):
                 t = threading.Thread(target=self._worker, name=f"worker-{i + 1}", daemon=True)
                 t.start()
@@ -129,6 +131,7 @@ class Daemon:
             self._cancel.set()
             for t in self._workers:
                 t.join()
+        pool.shutdown()
         self._publish_status(stopped=True)
         log.info("stopped (%s)", self._count_text())
 
@@ -151,6 +154,8 @@ class Daemon:
         sdnotify.reloading()
         try:
             new = load_config(self.settings.path, self.overrides)
+            if new.sandbox != self.settings.sandbox:
+                sandbox.prepare(new)  # a strict sandbox this host cannot give is refused too
         except WatcherError as e:
             log.error("reload refused, keeping the running config: %s", e)
             sdnotify.ready()
@@ -234,11 +239,11 @@ class Daemon:
 
     def _process(self, claimed: Claimed) -> None:
         settings = self.settings  # one job sees one config, even across a reload
-        attempts = self.layout.begin_attempt(claimed)
         started = time.monotonic()
         with self._lock:
             self._running[claimed.path] = (claimed.name, started)
         try:
+            attempts = self.layout.begin_attempt(claimed)  # may hit a full disk: handled below
             source = self.layout.read_source(claimed)
             log.info("%s: rendering (attempt %d)", claimed.name, attempts)
             with render_job(source, claimed.name, settings, cancel=self._cancel) as result:

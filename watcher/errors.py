@@ -2,6 +2,7 @@
 
     WatcherError                      root of everything watcher raises on purpose
     ├── ConfigError                   bad config file, key or value (names the dotted key)
+    ├── SandboxError                  (sandbox.py) strict mode on a host that lacks a required layer
     ├── InvalidScene(ValueError)      static validation failed ("missing ...", policy)
     ├── RenderError(RuntimeError)     the render ran and did not produce a valid MP4
     │   └── RenderTimeout(RenderError, TimeoutError)
@@ -12,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 from dataclasses import asdict, dataclass, field
@@ -141,20 +143,19 @@ def excerpt(source: str, line: int | None, context: int = 2) -> str | None:
     return "\n".join(out)
 
 
-_VERSIONS: dict[str, str] = {}
+@functools.cache
+def _versions() -> tuple[tuple[str, str], ...]:
+    from importlib import metadata
+
+    from . import __version__
+
+    try:
+        manim = metadata.version("manim")
+    except metadata.PackageNotFoundError:
+        manim = "not installed"
+    return (("watcher", __version__), ("manim", manim), ("python", platform.python_version()))
 
 
 def versions() -> dict[str, str]:
     """watcher, manim and Python versions, read from package metadata (no manim import)."""
-    if not _VERSIONS:
-        from importlib import metadata
-
-        from . import __version__
-
-        _VERSIONS["watcher"] = __version__
-        try:
-            _VERSIONS["manim"] = metadata.version("manim")
-        except metadata.PackageNotFoundError:
-            _VERSIONS["manim"] = "not installed"
-        _VERSIONS["python"] = platform.python_version()
-    return dict(_VERSIONS)
+    return dict(_versions())  # built once, whole: threads never see a half-filled cache

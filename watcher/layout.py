@@ -590,6 +590,8 @@ class Layout:
     def _clean_work(self) -> None:
         with contextlib.suppress(FileNotFoundError):
             for entry in os.scandir(self.folders.work):
+                if _owned_by_another_live_process(entry.name):  # e.g. a `watcher render` now
+                    continue
                 log.info("removing orphaned job directory %s", entry.path)
                 _remove_quietly(Path(entry.path))
 
@@ -606,6 +608,20 @@ class Layout:
 
 
 # -- filesystem helpers -------------------------------------------------------------------
+
+
+def _owned_by_another_live_process(job_dir_name: str) -> bool:
+    """True for `job-<pid>-...` (render.py's naming) when that pid is alive and not us."""
+    m = re.match(r"job-(\d+)-", job_dir_name)
+    if m is None or int(m.group(1)) == os.getpid():
+        return False
+    try:
+        os.kill(int(m.group(1)), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _run(steps: Generator[None, None, T]) -> T:
