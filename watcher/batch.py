@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import texseed
 from .config import Settings
 from .errors import ErrorRecord, WatcherError, versions
 from .inbox import is_candidate
@@ -313,6 +314,8 @@ def _run_pool(
             future.cancel()
     finally:
         pool.shutdown(wait=True)
+        # The glyph build prewarm started is a render too: none outlives the batch.
+        texseed.stop() if interrupted else texseed.wait()
     ordered = [outcomes.get(i) or JobOutcome(p, "cancelled") for i, p in enumerate(paths)]
     return BatchSummary(ordered, time.monotonic() - started, interrupted)
 

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import pool, sandbox, sdnotify
+from . import pool, sandbox, sdnotify, texseed
 from .config import Settings, load_config
 from .errors import ErrorRecord, WatcherError
 from .inbox import InboxWatcher, JobQueue
@@ -131,6 +131,7 @@ class Daemon:
             self._cancel.set()
             for t in self._workers:
                 t.join()
+        texseed.stop()
         pool.shutdown()
         self._publish_status(stopped=True)
         log.info("stopped (%s)", self._count_text())

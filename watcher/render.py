@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import pool, sandbox
+from . import pool, sandbox, texseed
 from .config import QUALITIES, Settings, default_settings
 from .errors import ErrorRecord, InvalidScene, RenderError, RenderTimeout, excerpt
 from .validate import check_scene, findings_record, validate_scene_code
@@ -104,13 +104,16 @@ def render_job(
 
 
 def prewarm(settings: Settings, count: int | None = None) -> None:
-    """Start warm workers for `count` renders at once (default workers.count), in the background.
+    """Start warm workers for `count` renders at once (default workers.count), and the shared
+    number glyphs (watcher.texseed), in the background.
 
-    Optional: render_job starts them on demand, but then the first jobs wait for Manim's
-    import. Does nothing with render.warm_workers: false.
+    Optional: render_job starts warm workers on demand, but then the first jobs wait for
+    Manim's import; without prewarm no job gets the shared glyphs. No warm workers with
+    render.warm_workers: false.
     """
     if settings.render.warm_workers:
         pool.get_pool().prewarm(count or settings.worker_count)
+    texseed.start(settings)
 
 
 def _run_child(
@@ -286,6 +289,7 @@ def _prepare(job_dir: Path, source: bytes, filename: str, spec: dict[str, Any]) 
     (job_dir / "tmp").mkdir()
     (job_dir / filename).write_bytes(source)
     (job_dir / "job.json").write_text(json.dumps(spec), encoding="utf-8")
+    texseed.copy_into(job_dir / "media" / "Tex")
 
 
 def supervise(
