@@ -79,6 +79,12 @@ def copy_into(tex_dir: Path) -> int:
     return len(glyphs)
 
 
+def names() -> set[str]:
+    """The glyph files every new job gets (empty until the build is done)."""
+    with _lock:
+        return set(_glyphs)
+
+
 def build(settings: Settings, cancel: threading.Event | None = None) -> dict[str, bytes]:
     """Render the seed scene in an isolated job and keep its number SVGs (empty on failure)."""
     from .render import render_job  # render.py imports this module
