@@ -428,24 +428,14 @@ def in_process_times(scene_dir: Path, work: Path) -> dict[str, tuple[float, int]
 
     from manim import Scene, tempconfig
 
+    from watcher.child import manim_options
+
     def render(path: Path, media: Path) -> tuple[float, int]:
         module = types.ModuleType(path.stem)
         exec(compile(path.read_text(), str(path), "exec"), module.__dict__)
         found = [v for v in vars(module).values() if isinstance(v, type) and issubclass(v, Scene)]
         [cls] = [c for c in found if c.__module__ == path.stem] or found[-1:]
-        options = {
-            "media_dir": str(media),
-            "video_dir": str(media / "out"),
-            "output_file": path.stem,
-            "quality": "low_quality",
-            "format": "mp4",
-            "write_to_movie": True,
-            "disable_caching": True,
-            "progress_bar": "none",
-            "verbosity": "WARNING",
-            "preview": False,
-            "notify_outdated_version": False,
-        }
+        options = manim_options(media, media / "out", path.stem, "low_quality")  # exactly as a job renders
         started = time.perf_counter()
         with tempconfig(options):
             cls().render()

@@ -87,20 +87,7 @@ def run(spec: dict[str, Any], job_dir: Path) -> dict[str, Any]:
             cls = module.__dict__.get(scene_name)
             if not (isinstance(cls, type) and issubclass(cls, manim.Scene)):
                 raise TypeError(f"{scene_name} is not a Manim Scene subclass at run time")
-            options = {
-                "media_dir": str(job_dir / "media"),
-                "video_dir": str(job_dir / "out"),
-                "output_file": output,
-                "quality": render.quality,
-                "format": "mp4",
-                "write_to_movie": True,
-                "disable_caching": True,
-                "progress_bar": "none",
-                "verbosity": "WARNING",
-                "preview": False,
-                "notify_outdated_version": False,
-            }
-            with tempconfig(options):
+            with tempconfig(manim_options(job_dir / "media", job_dir / "out", output, render.quality)):
                 scene = cls()
                 scene.render()
                 movie = Path(scene.renderer.file_writer.movie_file_path)
@@ -112,6 +99,23 @@ def run(spec: dict[str, Any], job_dir: Path) -> dict[str, Any]:
         return {"ok": False, "record": {**record, **_timeout_record(spec, render)}}
     except BaseException as exc:  # noqa: BLE001 - everything a scene raises becomes a record
         return {"ok": False, "record": describe(exc, phase, scene_path, spec["filename"], job_dir)}
+
+
+def manim_options(media_dir: Path, video_dir: Path, output: str, quality: str) -> dict[str, Any]:
+    """Manim's config for one render: our folders, our output name, no cache, no prompts, no phoning out."""
+    return {
+        "media_dir": str(media_dir),
+        "video_dir": str(video_dir),
+        "output_file": output,
+        "quality": quality,
+        "format": "mp4",
+        "write_to_movie": True,
+        "disable_caching": True,
+        "progress_bar": "none",
+        "verbosity": "WARNING",
+        "preview": False,
+        "notify_outdated_version": False,
+    }
 
 
 def _timeout_record(spec: dict[str, Any], render: Render) -> dict[str, Any]:
