@@ -81,3 +81,21 @@ def test_watchdog_interval(
         else:
             monkeypatch.setenv(key, str(os.getpid()) if value == "self" else value)
     assert sdnotify.watchdog_interval() == expected
+
+
+def test_a_full_receiver_never_blocks_the_sender(tmp_path, monkeypatch):
+    # A unix datagram receiver that stops reading fills up after a few messages
+    # (net.unix.max_dgram_qlen); sd_notify must then drop, not wait.
+    import socket as socket_module
+    import time
+
+    from watcher import sdnotify
+
+    path = tmp_path / "full.sock"
+    with socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_DGRAM) as receiver:
+        receiver.bind(str(path))
+        monkeypatch.setenv("NOTIFY_SOCKET", str(path))
+        started = time.monotonic()
+        sent = [sdnotify.status(f"message {i}") for i in range(200)]
+        assert time.monotonic() - started < 5
+        assert sent[0] and not all(sent)  # the first went through, the overflow was dropped

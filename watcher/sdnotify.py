@@ -27,7 +27,9 @@ def notify(message: str) -> bool:
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
             sock.connect(address)
-            sock.sendall(message.encode("utf-8", "replace"))
+            # Never block: a receiver whose queue is full (10 datagrams by default) would
+            # otherwise stall the service loop inside sendto, signals and shutdown included.
+            sock.send(message.encode("utf-8", "replace"), socket.MSG_DONTWAIT)
     except OSError as e:
         log.debug("sd_notify %r failed: %s", message, e)
         return False
