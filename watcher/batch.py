@@ -51,7 +51,7 @@ from .errors import ErrorRecord, WatcherError, versions
 from .inbox import is_candidate
 
 # The daemon's naming and placement rules, reused so that both file results alike.
-from .layout import Claimed, Layout, _final_name, _free_tag, _fsync_dir, _place, _stage_output, _write_file
+from .layout import Claimed, Layout, final_name, free_tag, fsync_dir, place, stage_output, write_file
 from .render import RenderResult, prewarm, render_job
 
 log = logging.getLogger(__name__)
@@ -464,12 +464,12 @@ def publish(folder: Path, stem: str, items: list[Item], source: Path | None = No
             staged.append((suffix, _stage(folder, stem + suffix, data)))
         with _publish_lock:
             suffixes = [suffix for suffix, _ in staged] + ([source.suffix] if source else [])
-            tag = _free_tag(folder, stem, suffixes)
+            tag = free_tag(folder, stem, suffixes)
             finals = [_place_new(tmp, folder, stem, tag, suffix) for suffix, tmp in staged]
-            _fsync_dir(folder)
+            fsync_dir(folder)
             if source is not None:
                 finals.append(_place_new(source, folder, stem, tag, source.suffix))
-                _fsync_dir(folder)
+                fsync_dir(folder)
     finally:
         for _, tmp in staged:
             _remove(tmp)
@@ -484,13 +484,13 @@ def replace(folder: Path, stem: str, items: list[Item]) -> list[Path]:
     finals = []
     for suffix, data in items:
         tmp = _stage(folder, stem + suffix, data)
-        final = folder / _final_name(stem, "", suffix)
+        final = folder / final_name(stem, "", suffix)
         try:
             os.replace(tmp, final)
         finally:
             _remove(tmp)
         finals.append(final)
-    _fsync_dir(folder)
+    fsync_dir(folder)
     return finals
 
 
@@ -498,21 +498,21 @@ def _stage(folder: Path, name: str, data: Path | bytes) -> Path:
     """A complete, fsynced temp copy of `data` in `folder`, named as the daemon's start-up sweep expects."""
     tmp = folder / f".{name[:100]}.tmp-{secrets.token_hex(4)}"
     if isinstance(data, bytes):
-        _write_file(tmp, data)
+        write_file(tmp, data)
     else:
-        _stage_output(data, tmp)  # moved (copied across filesystems), checked to be a plain file, fsynced
+        stage_output(data, tmp)  # moved (copied across filesystems), checked to be a plain file, fsynced
     return tmp
 
 
 def _place_new(src: Path, folder: Path, stem: str, tag: str, suffix: str) -> Path:
     """Rename `src` to `<stem><tag><suffix>`; if another process took that name meanwhile, a fresh tag."""
     while True:
-        final = folder / _final_name(stem, tag, suffix)
+        final = folder / final_name(stem, tag, suffix)
         try:
-            _place(src, final)
+            place(src, final)
             return final
         except FileExistsError:
-            tag = _free_tag(folder, stem, [suffix])
+            tag = free_tag(folder, stem, [suffix])
 
 
 def _read_meta(path: Path) -> dict[str, Any] | None:

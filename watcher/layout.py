@@ -317,7 +317,7 @@ class Layout:
                 self._ignored.add(key)
                 log.warning("%s: cannot be claimed (%s); left where it is and ignored", path.name, e.strerror)
             return None
-        _fsync_dir(folder)
+        fsync_dir(folder)
         return Claimed(target, path.name, 0)
 
     def _new_claim_dir(self) -> Path:
@@ -441,21 +441,21 @@ class Layout:
         for i, (output, suffix) in enumerate(outputs):
             staged = folder / f".out-{i}{suffix}"
             if isinstance(output, ErrorRecord):
-                _write_file(staged, output.to_json().encode())
+                write_file(staged, output.to_json().encode())
             else:
-                _stage_output(output, staged)
+                stage_output(output, staged)
             items.append([staged.name, suffix])
             yield
         stem, source_suffix = _split(claimed.name)
         items.append([claimed.name, source_suffix])
         # 2. plan
         target = getattr(self.folders, folder_key)
-        tag = _free_tag(target, stem, [suffix for _, suffix in items])
+        tag = free_tag(target, stem, [suffix for _, suffix in items])
         meta.update(name=claimed.name, attempts=claimed.attempts)
         meta["plan"] = {
             "folder": folder_key,
             "stem": stem,
-            "items": [[staged, suffix, _final_name(stem, tag, suffix)] for staged, suffix in items],
+            "items": [[staged, suffix, final_name(stem, tag, suffix)] for staged, suffix in items],
         }
         _write_meta(folder, meta)
         yield
@@ -471,21 +471,21 @@ class Layout:
         for i, item in enumerate(items):
             staged, suffix, final = item
             if i == len(items) - 1:
-                _fsync_dir(target)  # the outputs' names are durable before the source moves
+                fsync_dir(target)  # the outputs' names are durable before the source moves
                 yield
             if os.path.lexists(folder / staged):
                 while True:
                     try:
-                        _place(folder / staged, target / final)
+                        place(folder / staged, target / final)
                         break
                     except FileExistsError:  # taken by someone outside this process: a new name
-                        final = _final_name(plan["stem"], _free_tag(target, plan["stem"], [suffix]), suffix)
+                        final = final_name(plan["stem"], free_tag(target, plan["stem"], [suffix]), suffix)
                         log.warning("%s: %s was taken; using %s", meta.get("name"), item[2], final)
                         item[2] = final
                         _write_meta(folder, meta)
                 yield
             finals.append(target / final)
-        _fsync_dir(target)
+        fsync_dir(target)
         self._drop_claim_dir(folder)
         return finals
 
@@ -607,7 +607,7 @@ class Layout:
                         _remove_quietly(Path(entry.path))
 
 
-# -- filesystem helpers -------------------------------------------------------------------
+# -- filesystem helpers (batch.py files its results with these too) ----------------------
 
 
 def _owned_by_another_live_process(job_dir_name: str) -> bool:
@@ -641,7 +641,7 @@ def _split(name: str) -> tuple[str, str]:
     return p.stem, p.suffix
 
 
-def _final_name(stem: str, tag: str, suffix: str) -> str:
+def final_name(stem: str, tag: str, suffix: str) -> str:
     """`stem + tag + suffix`, the stem shortened if the whole would not fit in a name."""
     room = _NAME_MAX - len(os.fsencode(tag + suffix))
     encoded = os.fsencode(stem)
@@ -650,11 +650,11 @@ def _final_name(stem: str, tag: str, suffix: str) -> str:
     return stem + tag + suffix
 
 
-def _free_tag(folder: Path, stem: str, suffixes: list[str]) -> str:
+def free_tag(folder: Path, stem: str, suffixes: list[str]) -> str:
     """No tag if every `stem + suffix` is free in `folder`, else the first free `.<UTC stamp>-NNN`."""
 
     def free(tag: str) -> bool:
-        return not any(os.path.lexists(folder / _final_name(stem, tag, s)) for s in suffixes)
+        return not any(os.path.lexists(folder / final_name(stem, tag, s)) for s in suffixes)
 
     if free(""):
         return ""
@@ -679,7 +679,7 @@ def _kind(mode: int) -> str | None:
     return next((kind for test, kind in kinds if test(mode)), "a special file")
 
 
-def _stage_output(src: Path, staged: Path) -> None:
+def stage_output(src: Path, staged: Path) -> None:
     """Move a result into the claim directory; it must be a regular file with one link."""
     try:
         os.rename(src, staged)
@@ -706,7 +706,7 @@ def _stage_output(src: Path, staged: Path) -> None:
         os.close(fd)
 
 
-def _place(src: Path, dst: Path) -> None:
+def place(src: Path, dst: Path) -> None:
     """Rename `src` to `dst` without replacing anything; copy across filesystems.
 
     Raises:
@@ -730,7 +730,7 @@ def _place(src: Path, dst: Path) -> None:
     except OSError:
         os.unlink(tmp)
         raise
-    _fsync_dir(dst.parent)
+    fsync_dir(dst.parent)
     os.unlink(src)
 
 
@@ -754,7 +754,7 @@ def _copy_file(src: Path, dst: Path) -> None:
         os.fsync(fout.fileno())
 
 
-def _write_file(path: Path, data: bytes) -> None:
+def write_file(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
@@ -775,12 +775,12 @@ def _read_meta(folder: Path) -> dict[str, Any]:
 
 def _write_meta(folder: Path, meta: dict[str, Any]) -> None:
     tmp = folder / f"{SIDECAR}.tmp-{secrets.token_hex(4)}"
-    _write_file(tmp, json.dumps(meta, indent=1).encode())
+    write_file(tmp, json.dumps(meta, indent=1).encode())
     os.replace(tmp, folder / SIDECAR)
-    _fsync_dir(folder)
+    fsync_dir(folder)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:
