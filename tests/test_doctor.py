@@ -3,6 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -74,3 +83,59 @@ def test_a_check_that_breaks_is_a_fail_line_not_a_crash(tmp_path: Path, monkeypa
 def test_check_line_format():
     assert Check("inotify", OK, "fine", "unused").line() == "OK    inotify            fine"
     assert Check("systemd", WARN, "absent", "install it").line() == "WARN  systemd            absent; fix: install it"
+
+
+@pytest.fixture
+def private_folder() -> Iterator[Path]:
+    """A folder only root may enter, as `mktemp -d` makes; in /tmp, which everyone may search.
+
+    Skips unless root with the render user present: only then do renders switch users.
+    """
+    if os.geteuid() != 0:
+        pytest.skip("needs root: only a root daemon runs renders as sandbox.user")
+    try:
+        pwd.getpwnam(Sandbox().user)
+    except KeyError:
+        pytest.skip(f"no user {Sandbox().user} on this host (scripts/setup.sh creates it)")
+    # Not under tmp_path: pytest makes its own base folder 0700 too, which would be found first.
+    folder = Path(tempfile.mkdtemp(prefix="watcher-private-", dir="/tmp"))
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    yield folder
+    shutil.rmtree(folder)
+
+
+def test_render_user_check_names_the_folder_that_blocks_the_work_folder(private_folder: Path):
+    settings = settings_in(private_folder)
+    settings.folders.work.mkdir()
+    blocked = [c for c in doctor.check_render_user(settings) if "folders.work" in c.detail]
+    assert len(blocked) == 1 and blocked[0].level == WARN, blocked
+    assert f"cannot search {private_folder} (mode 0700)" in blocked[0].detail
+    assert blocked[0].fix.startswith(f"chmod o+x {private_folder} ")
+    private_folder.chmod(0o711)  # the fix it gives
+    assert not [c for c in doctor.check_render_user(settings) if "folders.work" in c.detail]
+
+
+def test_render_user_check_names_the_folder_that_blocks_python(private_folder: Path):
+    # The known failure: a clone (here its virtualenv, reached through a link) inside a
+    # folder only root may enter. The real command, run by that Python.
+    (private_folder / "clone").mkdir()
+    (private_folder / "clone" / ".venv").symlink_to(Path(sys.prefix))
+    python = private_folder / "clone" / ".venv" / "bin" / "python"
+    probe = (
+        "import json; from watcher import doctor; from watcher.config import load_config;"
+        "print(json.dumps([c.__dict__ for c in doctor.check_render_user(load_config(None))]))"
+    )
+    done = subprocess.run([python, "-I", "-c", probe], capture_output=True, text=True, timeout=60, cwd="/")
+    assert done.returncode == 0, done.stderr
+    check = json.loads(done.stdout)[0]
+    assert check["level"] == WARN and check["name"] == "render user", check
+    assert f"cannot search {private_folder} (mode 0700) on the way to Python and watcher ({python})" in check["detail"]
+    assert "without it every render fails" in check["detail"]
+    assert check["fix"].startswith(f"chmod o+x {private_folder} ")
+
+
+def test_render_user_check_has_nothing_to_say_when_renders_keep_the_daemon_user(tmp_path: Path):
+    settings = dataclasses.replace(settings_in(tmp_path), sandbox=Sandbox(mode="off"))
+    assert doctor.check_render_user(settings) == []
+    settings = dataclasses.replace(settings_in(tmp_path), sandbox=Sandbox(user="no-such-user-here"))
+    assert doctor.check_render_user(settings) == []

@@ -17,7 +17,8 @@ from PIL import Image
 
 from watcher.batch import run_batch
 from watcher.config import load_config
-from watcher.report import collect, poster_frame, write_report
+from watcher.errors import CAPS
+from watcher.report import TAIL_CHARS, collect, poster_frame, read_record, recent_failures, write_report
 
 from .daemon_helpers import scene
 
@@ -101,6 +102,7 @@ def test_collect_reads_videos_sidecars_and_records(results: Path):
     assert (square.width, square.height, square.scene) == (854, 480, "GeneratedAnimation")
     assert square.render_seconds is not None and square.thumb.startswith("data:image/jpeg;base64,")
     assert videos["truncated.mp4"].problem and videos["truncated.mp4"].thumb is None
+    assert "truncated.mp4" in videos["truncated.mp4"].problem and "/proc/" not in videos["truncated.mp4"].problem
     assert report.summary() == {
         "videos": 3,
         "unreadable_videos": 1,
@@ -189,3 +191,68 @@ def test_page_in_headless_chromium(results: Path, tmp_path: Path):
     keep = os.environ.get("WATCHER_REPORT_SCREENSHOT")
     if keep:
         shutil.copy(shot, keep)
+
+
+def test_huge_and_broken_records_make_a_small_page(tmp_path: Path):
+    folder = tmp_path / "failed"
+    folder.mkdir()
+    # 300 MB by its size (sparse: the test writes a few bytes), as a record written by hand could be.
+    with open(folder / "huge.error.json", "wb") as f:
+        f.write(b'{"phase": "render", "type": "E", "message": "')
+        f.truncate(300_000_000)
+    # Under the read limit, but every field far longer than a card shows.
+    big = {
+        "phase": "render" * 1000,
+        "type": "T" * 10_000,
+        "message": "START " + "M" * 300_000 + " END",
+        "excerpt": "E" * 50_000,
+        "hint": "H" * 50_000,
+        "stderr_tail": "".join(f"output line {n}\n" for n in range(10_000)) + "X" * 100_000 + "\nthe last line",
+    }
+    (folder / "big.error.json").write_text(json.dumps(big))
+    (folder / "nested.error.json").write_text("[" * 100_000)  # json.loads raises RecursionError
+    page = tmp_path / "page.html"
+    report = write_report([folder], page)
+
+    assert page.stat().st_size < 100_000
+    failures = {f.path.name: f.record for f in report.failures}
+    assert "300000000 bytes, over the 1048576 bytes the report reads" in failures["huge.error.json"]["message"]
+    assert failures["nested.error.json"]["type"] == "UnreadableRecord"
+    shown = failures["big.error.json"]
+    assert shown["message"].startswith("START MMM") and shown["message"].endswith("MMM END")
+    assert len(shown["message"]) <= CAPS.message and len(shown["stderr_tail"]) <= TAIL_CHARS
+    assert shown["stderr_tail"].endswith("\nthe last line")
+    assert all(len(shown[k]) <= CAPS.excerpt for k in ("phase", "type", "excerpt", "hint"))
+    # `watcher status` reads the same records.
+    recent = recent_failures(folder, 5)
+    assert {r["file"] for r in recent} == {str(folder / n) for n in failures}
+    assert all(len(r["message"]) < 300 and len(r["type"]) <= CAPS.name for r in recent)
+
+
+def test_links_in_the_folders_are_never_followed(results: Path, tmp_path: Path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.copy(results / "square.mp4", outside / "square.mp4")
+    secret = {"phase": "render", "type": "Secret", "message": "SECRET-OUTSIDE"}
+    (outside / "secret.error.json").write_text(json.dumps(secret))
+    folder = tmp_path / "done"
+    folder.mkdir()
+    shutil.copy(results / "square.mp4", folder / "real.mp4")
+    (folder / "linked.mp4").symlink_to(outside / "square.mp4")
+    (folder / "shadow.mp4").symlink_to("/etc/shadow")
+    (folder / "secret.error.json").symlink_to(outside / "secret.error.json")
+    (folder / "passwd.error.json").symlink_to("/etc/passwd")
+    (folder / "linked.meta.json").symlink_to(outside / "secret.error.json")
+    os.mkfifo(folder / "fifo.error.json")  # opening it for reading would wait for a writer
+
+    page = tmp_path / "page.html"
+    report = write_report([folder], page)
+    assert [v.path.name for v in report.videos] == ["real.mp4"] and report.failures == []
+    assert report.videos[0].thumb is not None  # read through the opened file, not its name
+    text = page.read_text()
+    assert "SECRET-OUTSIDE" not in text and "root:" not in text
+    assert not any(name in text for name in ("linked.mp4", "shadow.mp4", "passwd.error", "fifo.error", "linked.meta"))
+    # Read directly, a link is refused too (it could be swapped in after the folder was listed).
+    refused = read_record(folder / "secret.error.json")
+    assert refused["type"] == "UnreadableRecord" and "symbolic link" in refused["message"]
+    assert "not a regular file" in read_record(folder / "fifo.error.json")["message"]

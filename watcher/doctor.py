@@ -10,7 +10,9 @@ import dataclasses
 import logging
 import os
 import platform
+import pwd
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -63,6 +65,7 @@ def run_checks(settings: Settings) -> list[Check]:
         ("folders", lambda: check_folders(settings)),
         ("inotify", check_inotify),
         ("isolation", lambda: check_isolation(settings)),
+        ("render user", lambda: check_render_user(settings)),
         ("systemd", check_systemd),
     ]
     results: list[Check] = []
@@ -215,6 +218,46 @@ def check_isolation(settings: Settings) -> list[Check]:
             level = FAIL if strict and name in settings.sandbox.require else WARN
         checks.append(Check(f"sandbox: {name}", level, layer.reason, LAYER_FIXES.get(name, "")))
     return checks
+
+
+def check_render_user(settings: Settings) -> list[Check]:
+    """Can the render user search every folder on the way to Python, watcher and folders.work?
+
+    A root daemon runs each render as sandbox.user. Without the sandbox's mount layer (which
+    mounts those paths into the job's private root) that user needs search permission on
+    every folder on the way, and a clone inside a folder only root may enter (`mktemp -d`
+    makes them 0700) fails every render. No line when renders keep the daemon's user: not
+    root, sandbox.mode off, or no such user (the "sandbox: user" line says why).
+    """
+    entry, _ = sandbox._render_user(settings.sandbox.user)
+    if os.geteuid() != 0 or settings.sandbox.mode == "off" or entry is None:
+        return []
+    user = settings.sandbox.user
+    checks = []
+    # _unreachable also walks to sys.prefix, the standard library and watcher's package;
+    # for folders.work, only a folder on its own way counts (the rest is Python's line).
+    folder = sandbox._unreachable(Path(sys.executable), entry)
+    if folder:
+        paths = [sys.executable, *sandbox._python_paths()]
+        where = next((p for p in paths if Path(p).is_relative_to(folder)), sys.prefix)
+        checks.append(_unsearchable(user, entry, folder, f"Python and watcher ({where})"))
+    work = os.path.abspath(settings.folders.work)
+    folder = sandbox._unreachable(Path(work), entry)
+    if folder and Path(work).is_relative_to(folder):
+        checks.append(_unsearchable(user, entry, folder, f"folders.work ({work})"))
+    return checks or [Check("render user", OK, f"{user} can reach Python, watcher and folders.work")]
+
+
+def _unsearchable(user: str, entry: pwd.struct_passwd, folder: str, what: str) -> Check:
+    st = os.stat(folder)
+    who = "u" if st.st_uid == entry.pw_uid else "g" if st.st_gid == entry.pw_gid else "o"
+    return Check(
+        "render user",
+        WARN,
+        f"{user} cannot search {folder} (mode {stat.S_IMODE(st.st_mode):04o}) on the way to {what}: "
+        "renders get there only through the sandbox's mount layer; without it every render fails",
+        f"chmod {who}+x {folder} (lets others pass through it, not list it), or keep that outside {folder}",
+    )
 
 
 def check_systemd() -> Check:

@@ -5,20 +5,27 @@ Everything read from scene files, error records and sidecars is untrusted: a sce
 file name, its class names and its error messages are the scene author's text. The page
 escapes all of it, embeds thumbnails as data: URIs, loads nothing from the network (its
 Content-Security-Policy forbids it), and runs only its own script (a per-page nonce).
+Whoever can write into a folder can also put links and huge files there: symbolic links
+are never followed, a record is read only up to MAX_RECORD_BYTES, and a failure card
+shows at most a few KB of each field.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import html
 import io
 import json
 import logging
 import os
+import re
 import secrets
+import stat
 import time
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +33,7 @@ from typing import Any
 from .batch import ERROR_SUFFIX, META_SUFFIX, sidecar_videos
 from .config import Settings
 from .daemon import STATUS_NAME
+from .errors import CAPS, cap_tail, cap_text
 from .inbox import is_candidate
 from .render import verify_mp4
 
@@ -34,6 +42,12 @@ log = logging.getLogger(__name__)
 # The daemon rewrites its status file at least every 2 s; older than this, it is not keeping up.
 STALE_AFTER = 15.0
 THUMB_WIDTH = 320
+# The records watcher writes stay far below this (errors.CAPS); a bigger file was not
+# written by it, and reading it whole could take all the memory.
+MAX_RECORD_BYTES = 1 << 20
+# The render output a failure card shows: its end, which holds the traceback.
+TAIL_LINES = 40
+TAIL_CHARS = 8192
 
 
 # -- status ---------------------------------------------------------------------------------
@@ -107,31 +121,77 @@ def recent_failures(folder: Path, limit: int) -> list[dict[str, Any]]:
         for entry in os.scandir(folder):
             if entry.name.endswith(ERROR_SUFFIX) and not entry.name.startswith("."):
                 with contextlib.suppress(OSError):
-                    records.append((entry.stat(follow_symlinks=False).st_mtime, Path(entry.path)))
+                    if entry.is_file(follow_symlinks=False):
+                        records.append((entry.stat(follow_symlinks=False).st_mtime, Path(entry.path)))
     records.sort(reverse=True)
     out = []
     for mtime, path in records[:limit]:
-        rec = read_record(path)
+        rec = shown_fields(read_record(path))
         out.append(
             {
                 "file": str(path),
                 "time": mtime,
-                "phase": str(rec.get("phase", "?")),
-                "type": str(rec.get("type", "?")),
-                "message": _first_line(rec.get("message")),
-                "line": rec.get("line") if isinstance(rec.get("line"), int) else None,
+                "phase": rec["phase"],
+                "type": rec["type"],
+                "message": _first_line(rec["message"]),
+                "line": rec["line"],
             }
         )
     return out
 
 
-def read_record(path: Path) -> dict[str, Any]:
-    """An error record as a dict; an unreadable one becomes a record that says so."""
+def read_record(path: Path, limit: int = MAX_RECORD_BYTES) -> dict[str, Any]:
+    """An error record (or a sidecar) as a dict; one that cannot be read becomes a record that says so.
+
+    A symbolic link is not followed, and a file over `limit` bytes is not read at all.
+    """
     try:
-        data = json.loads(path.read_text(encoding="utf-8", errors="replace"))
-    except (OSError, ValueError) as e:
-        return {"phase": "?", "type": "UnreadableRecord", "message": f"{path.name} cannot be read: {e}"}
+        data = json.loads(_read_regular(path, limit).decode("utf-8", errors="replace"))
+    except (OSError, ValueError, RecursionError) as e:  # json raises RecursionError on deep nesting
+        reason = "is a symbolic link: not followed" if isinstance(e, OSError) and e.errno == errno.ELOOP else str(e)
+        return {"phase": "?", "type": "UnreadableRecord", "message": f"{path.name} cannot be read: {reason}"}
     return data if isinstance(data, dict) else {"phase": "?", "type": "UnreadableRecord", "message": path.name}
+
+
+def shown_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """The fields of an error record that status and the report show, as text, each capped."""
+    tail = "\n".join(_text(record.get("stderr_tail")).strip().splitlines()[-TAIL_LINES:])
+    line = record.get("line")
+    return {
+        "phase": cap_text(_text(record.get("phase", "?")), CAPS.name),
+        "type": cap_text(_text(record.get("type", "?")), CAPS.name),
+        "message": cap_text(_text(record.get("message")), CAPS.message),
+        "line": line if isinstance(line, int) and not isinstance(line, bool) else None,
+        "excerpt": cap_text(_text(record.get("excerpt")), CAPS.excerpt),
+        "hint": cap_text(_text(record.get("hint")), CAPS.hint),
+        "stderr_tail": cap_tail(tail, TAIL_CHARS),
+    }
+
+
+def _text(value: Any) -> str:
+    # str() of what a hand-written record holds is bounded by MAX_RECORD_BYTES.
+    return value if isinstance(value, str) else "" if value is None else str(value)
+
+
+def _read_regular(path: Path, limit: int) -> bytes:
+    """The bytes of `path`, a regular file of at most `limit` bytes.
+
+    Raises:
+        OSError: with errno ELOOP when `path` is a symbolic link (never followed).
+        ValueError: not a regular file, or over `limit`.
+    """
+    # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below).
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError("not a regular file")
+        if st.st_size > limit:
+            raise ValueError(f"{st.st_size} bytes, over the {limit} bytes the report reads")
+        data = f.read(limit + 1)
+    if len(data) > limit:  # it grew after the fstat
+        raise ValueError(f"over the {limit} bytes the report reads")
+    return data
 
 
 def _count_sources(folder: Path) -> int:
@@ -212,22 +272,38 @@ class Report:
 
 
 def collect(folders: list[Path]) -> Report:
-    """Every MP4 (with its thumbnail) and every error record in `folders` (not recursive)."""
+    """Every MP4 (with its thumbnail) and every error record in `folders` (not recursive).
+
+    Only regular files count: a symbolic link (to /etc/shadow, or to a video elsewhere) is
+    neither read nor linked.
+    """
     report = Report()
     for folder in folders:
-        meta = _video_meta(folder)
-        names = sorted(os.listdir(folder)) if folder.is_dir() else []
+        names = _regular_files(folder)
+        meta = _video_meta(folder, names)
         for name in names:
             path = folder / name
-            if name.startswith(".") or not path.is_file():
-                continue
             if name.endswith(".mp4"):
                 report.videos.append(_video(path, meta.get(name)))
             elif name.endswith(ERROR_SUFFIX):
                 stem = name[: -len(ERROR_SUFFIX)]
                 kept = stem + ".mp4" in names or any(s == stem and n in names for n, (s, _, _) in meta.items())
-                report.failures.append(Failure(path, read_record(path), kept))
+                report.failures.append(Failure(path, shown_fields(read_record(path)), kept))
     return report
+
+
+def _regular_files(folder: Path) -> list[str]:
+    """The names of the regular files in `folder` that are not hidden, sorted; never through a link."""
+    names = []
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for entry in os.scandir(folder):
+            if entry.name.startswith("."):
+                continue
+            if entry.is_file(follow_symlinks=False):
+                names.append(entry.name)
+            elif entry.is_symlink():
+                log.info("%s: a symbolic link, not followed", entry.path)
+    return sorted(names)
 
 
 def write_report(folders: list[Path], out: Path, *, title: str = "watcher report") -> Report:
@@ -270,25 +346,45 @@ def poster_frame(path: Path, width: int = THUMB_WIDTH) -> bytes:
 def _video(path: Path, meta: tuple[str, dict[str, Any], dict[str, Any]] | None) -> Video:
     video = Video(path)
     try:
-        info = verify_mp4(path)
-        video.width, video.height, video.duration, video.fps = info.width, info.height, info.duration, info.fps
-        video.thumb = "data:image/jpeg;base64," + base64.b64encode(poster_frame(path)).decode("ascii")
+        with _opened(path) as opened:
+            info = verify_mp4(opened)
+            video.width, video.height, video.duration, video.fps = info.width, info.height, info.duration, info.fps
+            video.thumb = "data:image/jpeg;base64," + base64.b64encode(poster_frame(opened)).decode("ascii")
     except Exception as e:  # a broken MP4 (PyAV raises many types) is shown as such, never fatal
-        log.warning("%s: no thumbnail: %s", path, e)
-        video.problem = str(e) or type(e).__name__
+        problem = re.sub(r"/proc/self/fd/\d+", path.name, str(e))  # PyAV names the path it opened
+        log.warning("%s: no thumbnail: %s", path, problem)
+        video.problem = cap_text(problem, CAPS.hint) or type(e).__name__
     if meta is not None:
         _, sidecar, entry = meta
-        video.scene = str(entry.get("scene")) if entry.get("scene") else None
+        video.scene = cap_text(str(entry.get("scene")), CAPS.name) if entry.get("scene") else None
         video.render_seconds = _number(sidecar.get("render_seconds"))
     return video
 
 
-def _video_meta(folder: Path) -> dict[str, tuple[str, dict[str, Any], dict[str, Any]]]:
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator[Path]:
+    """`path` opened without following a link, as a /proc/self/fd path for PyAV.
+
+    PyAV opens by name; the fd path names the file already opened, so a link swapped in
+    after the folder was listed is not followed either.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a regular file")
+        yield Path(f"/proc/self/fd/{fd}")
+    finally:
+        os.close(fd)
+
+
+def _video_meta(folder: Path, names: list[str]) -> dict[str, tuple[str, dict[str, Any], dict[str, Any]]]:
     """MP4 name -> (its source's stem, its batch sidecar, its entry there), for each MP4 a sidecar describes."""
     found: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {}
-    for path in folder.glob("*" + META_SUFFIX) if folder.is_dir() else []:
-        data = read_record(path)
-        stem = path.name[: -len(META_SUFFIX)]
+    for name in names:
+        if not name.endswith(META_SUFFIX):
+            continue
+        data = read_record(folder / name)
+        stem = name[: -len(META_SUFFIX)]
         for entry in sidecar_videos(data):
             found[stem + entry["suffix"]] = (stem, data, entry)
     return found
@@ -384,10 +480,8 @@ def _failure_card(f: Failure) -> str:
         parts.append(f"<p class='hint'>{_e(r['hint'])}</p>")
     if f.kept_video:
         parts.append("<p class='kept'>An earlier video of this scene is kept beside this record.</p>")
-    tail = str(r.get("stderr_tail") or "").strip()
-    if tail:
-        tail = "\n".join(tail.splitlines()[-40:])
-        parts.append(f"<details><summary>render output</summary><pre>{_e(tail)}</pre></details>")
+    if r.get("stderr_tail"):
+        parts.append(f"<details><summary>render output</summary><pre>{_e(r['stderr_tail'])}</pre></details>")
     parts.append("</article>")
     return "".join(parts)
 
