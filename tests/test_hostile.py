@@ -148,6 +148,7 @@ def render(work: Path, source: str, policy: bool, *overrides: str) -> Outcome:
         [f"folders.work={work}", f"validation.enabled={policy}", f"render.timeout={TIMEOUT}", f"render.grace={GRACE}"]
         + list(overrides),
     )
+    sandbox.expected_layers(settings)  # the host check, once per settings: not part of the time measured
     started = time.monotonic()
     with render_job(source.encode(), "hostile.py", settings) as result:
         outcome = Outcome(result.ok, result.record, time.monotonic() - started)
@@ -187,6 +188,7 @@ class Row:
 LOOP = "while True:\n    pass"
 PLAY = "self.play(FadeIn(Square()), run_time=0.3)"
 TIMEOUT_RECORD = {"phase": "timeout", "type": "RenderTimeout"}
+UNSAFE = {"phase": "internal", "type": "UnsafeJobOutput"}
 
 ROWS = [
     Row(1, "loop", LOOP, TIMEOUT_RECORD),
@@ -268,6 +270,49 @@ ROWS = [
     # The table's own loop exhausts TeX's input stack at once; \loop\iftrue\repeat really loops.
     Row(19, "latex_stack", r"self.add(Tex(r'\def\x{\x x}\x'))", {"phase": "render", "type": "LaTeXError"}),
     Row(19, "latex_loop", r"self.add(Tex(r'\loop\iftrue\repeat'))", TIMEOUT_RECORD),
+    # The job directory is hostile too: what the daemon reads there is never followed,
+    # never blocks, never read without bound. The scene leaves an entry and exits at once.
+    *(
+        Row(38, name, f"{make}\ngetattr(os, '_' + 'exit')(0)", UNSAFE)
+        for name, make in (
+            ("result_fifo", "os.mkfifo('result.json')"),
+            ("result_dev_zero", "os.symlink('/dev/zero', 'result.json')"),
+            ("result_link_loop", "os.symlink('result.json', 'result.json')"),
+            ("result_directory", "os.mkdir('result.json')"),
+            ("result_hard_link", "os.link('job.json', 'result.json')"),
+            ("result_huge", "open('result.json', 'w').write('{\"ok\": false, \"x\": \"' + 'A' * 2**21 + '\"}')"),
+            ("result_not_a_result", "open('result.json', 'w').write(json.dumps({'ok': 'yes', 'videos': [123]}))"),
+            ("result_bad_phase", "open('result.json', 'w').write(json.dumps({'ok': False, 'record': {'phase': 1}}))"),
+        )
+    ),
+    Row(
+        38,
+        "video_fifo",
+        "os.makedirs('out')\nos.mkfifo('out/video-1.mp4')\n"
+        "open('result.json', 'w').write(json.dumps({'ok': True, 'videos': ['/etc/shadow']}))\n"
+        "getattr(os, '_' + 'exit')(0)",
+        {"phase": "render", "type": "InvalidVideo"},
+    ),
+    # Thousands of levels, locked directories, many files: removed, whatever the depth.
+    Row(
+        39,
+        "deep_tree",
+        "top = os.getcwd()\nfor _ in range(3000):\n    os.mkdir('d')\n    os.chdir('d')\nos.chdir(top)\n"
+        "os.makedirs('locked/inner')\nopen('locked/inner/f', 'w').close()\n"
+        "os.chmod('locked/inner', 0)\nos.chmod('locked', 0)\n"
+        f"for i in range(10000):\n    open(f'many-{{i}}', 'w').close()\n{PLAY}",
+        config=("render.timeout=30",),
+    ),
+    # A SceneTimeout raised inside a finaliser is swallowed ("Exception ignored in"); the
+    # timer repeats, so the next one stops the scene, and the record blames the timeout.
+    Row(
+        43,
+        "alarm_in_finaliser",
+        f"Swallow()\n{LOOP}",
+        TIMEOUT_RECORD,
+        module=f"class Swallow:\n    def __del__(self):\n        time.sleep({TIMEOUT} + 0.2)",
+        config=("render.grace=3",),
+    ),
 ]
 
 
@@ -284,6 +329,10 @@ def test_scene_row(row: Row, policy: bool, work_dir: Path, layers: sandbox.Layer
         assert getattr(rec, key) == value, f"{key}: {rec.to_json()}"
     if rec.phase == "timeout":
         assert out.elapsed < TIMEOUT + GRACE + 2
+    if row.name == "alarm_in_finaliser":  # stopped by the repeated alarm, in the loop: not by the parent's kill
+        assert not rec.message.startswith("stopped after"), rec.to_json()
+        marked = next(line for line in rec.excerpt.splitlines() if line.startswith(">"))
+        assert "while True" in marked or "pass" in marked, rec.excerpt
 
 
 def test_r09_an_output_flood_is_capped_and_the_parent_stays_flat(policy: bool, work_dir: Path):
@@ -431,6 +480,161 @@ def test_r06_a_fork_bomb_does_not_starve_a_concurrent_render(work_dir: Path, lay
     assert results["normal"][0], results["normal"][1] and results["normal"][1].to_json()
     assert results["bomb"][1].limit == "processes"
     assert job_processes(work_dir) == []
+
+
+# -- the job directory is hostile too (rows 37-44) -----------------------------------------
+
+SWAP_OUT = """def render(self, preview=False):
+    super().render(preview)
+    out = self.renderer.file_writer.movie_file_path.parent
+    os.rename(out, out.parent / 'out-moved')
+    os.symlink({target!r}, out)
+"""
+
+
+@pytest.mark.parametrize("kind", ["absolute", "relative"])
+def test_r37_an_output_folder_swapped_for_a_link_is_not_followed(policy: bool, tmp_path: Path, kind: str):
+    # The daemon is root and the link points at host files named as the job's outputs are.
+    work, host = tmp_path / "work", tmp_path / "done"
+    host.mkdir()
+    victim = host / "video-1.mp4"
+    victim.write_bytes(b"a host file")
+    victim.chmod(0o600)
+    # out/ is work/job-*/<child dir>/out: three levels up is tmp_path.
+    target = str(host) if kind == "absolute" else "../../../done"
+    out = render(work, hostile(PLAY, methods=SWAP_OUT.format(target=target)), policy)
+    assert not out.ok and (out.record.phase, out.record.type) == ("render", "InvalidVideo"), out.record.to_json()
+    assert "not followed" in out.record.message
+    assert victim.read_bytes() == b"a host file" and stat.S_IMODE(victim.stat().st_mode) == 0o600
+    assert [p.name for p in host.iterdir()] == ["video-1.mp4"]
+
+
+def test_r40_the_session_keyring_is_fresh_and_empty(policy: bool, tmp_path: Path):
+    # This process plays the daemon: a key that only its session keyring's possessor may read.
+    import ctypes
+    import platform
+
+    number = sandbox.SYS_KEYCTL.get(platform.machine())
+    if number is None:
+        pytest.skip(f"no keyctl system call number for {platform.machine()}")
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    if libc.syscall(number, 1, None) < 0:  # KEYCTL_JOIN_SESSION_KEYRING: a new one for this test
+        pytest.skip(f"no kernel keyrings here: {os.strerror(ctypes.get_errno())}")
+    add_key = {"x86_64": 248, "aarch64": 217}[platform.machine()]
+    secret = uuid.uuid4().hex.encode()
+    serial = libc.syscall(add_key, b"user", b"watcher-test", secret, len(secret), -3)  # -3: the session keyring
+    assert serial > 0, os.strerror(ctypes.get_errno())
+    assert libc.syscall(number, 5, serial, 0x3F000000) == 0  # KEYCTL_SETPERM: possessor only
+    body = (
+        "ctypes = _imp('ctypes')\nlibc = ctypes.CDLL(None, use_errno=True)\nbuf = ctypes.create_string_buffer(64)\n"
+        f"n = libc.syscall({number}, 11, {serial}, buf, 64)\n"  # KEYCTL_READ
+        f"found = libc.syscall({number}, 10, -3, b'user', b'watcher-test', 0)\n"  # KEYCTL_SEARCH
+        "report(read=buf.raw[:max(n, 0)].decode(errors='replace'), search=found)"
+    )
+    # A fresh interpreter per job: a warm worker started earlier holds an older session keyring.
+    found = render(tmp_path / "work", hostile(body), policy, "render.warm_workers=false").found()
+    assert found == {"read": "", "search": -1}
+
+
+def test_r41_no_render_as_root_when_the_user_layer_cannot_apply(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    if os.geteuid() != 0:
+        pytest.skip("about a daemon that is root")
+    # visible_paths covering the work folder defeats the mount layer; the work folder (under
+    # pytest's 0700 temp folder) is out of the render user's reach: the user layer fails too.
+    work = tmp_path / "work"
+    canary = tmp_path / "root-owned.txt"
+    canary.write_text("untouched")
+    settings = load_config(None, [f"folders.work={work}", f"sandbox.visible_paths=[{tmp_path}]"])
+    layers = sandbox.detect(settings)  # probed in the configured work folder, as a job is
+    assert not layers.mount.available and not layers.user.available, layers.summary()
+    body = f"open({str(canary)!r}, 'a').write('appended')\nreport(uid=os.getuid())"
+    with render_job(hostile(body).encode(), "root.py", settings) as result:
+        assert (result.record.phase, result.record.type) == ("environment", "SandboxError"), result.record.to_json()
+        assert "never run as root" in result.record.message
+    assert canary.read_text() == "untouched"
+    assert job_processes(work) == [] and not any(work.iterdir())
+
+    # A layer the host check found active that a job cannot get: that job fails, it never
+    # runs with less. (The check's answer is replaced here; the child's enforcement is real.)
+    monkeypatch.setattr(sandbox, "expected_layers", lambda settings: ["mount"])
+    loose = load_config(None, [f"folders.work={work}", f"sandbox.visible_paths=[{tmp_path}]", "sandbox.user=root"])
+    with render_job(hostile("report(uid=os.getuid())").encode(), "lost.py", loose) as result:
+        assert (result.record.phase, result.record.type) == ("environment", "SandboxError"), result.record.to_json()
+        assert "mount" in result.record.message and "could not be applied" in result.record.message
+
+
+def test_r42_a_huge_message_makes_a_small_record_and_the_parent_stays_flat(policy: bool, work_dir: Path):
+    rss: list[int] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.01):
+            with open("/proc/self/status") as f:
+                rss.append(next(int(line.split()[1]) for line in f if line.startswith("VmRSS")))
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        source = hostile("raise RuntimeError('HEAD' + 'A' * 300_000_000 + 'TAIL')")
+        out = render(work_dir, source, policy, "render.timeout=30")
+    finally:
+        done.set()
+        sampler.join()
+    record = out.record
+    assert (record.phase, record.type) == ("render", "RuntimeError")
+    assert record.message.startswith("HEAD") and record.message.endswith("TAIL") and "characters cut" in record.message
+    assert len(record.to_json()) < 100_000
+    assert max(rss) - rss[0] < 64 * 1024, f"the parent grew by {(max(rss) - rss[0]) // 1024} MB"
+
+
+def test_r44_published_videos_do_not_belong_to_the_render_user(work_dir: Path, layers: sandbox.Layers):
+    settings = load_config(None, [f"folders.work={work_dir}"])
+    with render_job(NORMAL, "owned.py", settings) as result:
+        assert result.ok, result.record and result.record.to_json()
+        st = result.videos[0].stat()
+        assert (st.st_uid, stat.S_IMODE(st.st_mode), st.st_nlink) == (os.geteuid(), 0o644, 1)
+        assert result.workdir not in result.videos[0].parents  # a copy, out of the job's directory
+
+
+def test_a_file_name_of_255_bytes_renders(work_dir: Path):
+    name = "n" * 252 + ".py"
+    settings = load_config(None, [f"folders.work={work_dir}"])
+    with render_job(NORMAL, name, settings) as result:
+        assert result.ok, result.record and result.record.to_json()
+        assert len(result.videos[0].name.encode()) <= 255
+
+
+@pytest.mark.slow
+def test_r37_r38_r39_hostile_job_directories_through_the_daemon(tmp_path: Path):
+    # As root, every layer on: nothing a job leaves behind moves host files, hangs the
+    # daemon or breaks its next start.
+    d = DaemonProc(tmp_path / "w", {"validation": {"enabled": False}, "render": {"timeout": 20}})
+    d.done.mkdir()
+    (d.done / "hello.py").write_text(scene())
+    (d.done / "hello.mp4").write_bytes(b"an earlier video")
+    swap = hostile(PLAY, methods=SWAP_OUT.format(target="../../../done"))
+    fifo = hostile("os.mkfifo('result.json')\ngetattr(os, '_' + 'exit')(0)")
+    deep = hostile("for _ in range(2000):\n    os.mkdir('d')\n    os.chdir('d')\nos.chmod('.', 0)\ntime.sleep(300)")
+    with d:
+        for name, source in (("swap.py", swap), ("fifo.py", fifo), ("deep.py", deep)):
+            d.drop(name, source)
+        (d.inbox / ("n" * 252 + ".py")).write_text(scene())  # 255 bytes: no room for drop()'s temp name
+        wait_for(lambda: "deep.py: rendering" in d.log() and len(list(d.failed.glob("*.py"))) == 2, 60, "two failures")
+        wait_for(lambda: list(d.done.glob("n*.mp4")), 60, "the long name")
+        d.kill()  # in the middle of deep.py: its tree stays in work/ for the next start
+    wait_for(lambda: job_processes(d.root / "work") == [], 10, "the orphaned render to die")
+    with d:
+        wait_for(lambda: (d.failed / "deep.py").exists() or (d.done / "deep.py").exists(), 60, "deep.py to be filed")
+        d.drop("next.py", scene())
+        wait_for(lambda: (d.done / "next.mp4").exists(), 60, "the next job")
+    records = {p.name.split(".")[0]: json.loads(p.read_text()) for p in d.failed.glob("*.error.json")}
+    assert (records["swap"]["phase"], records["swap"]["type"]) == ("render", "InvalidVideo")
+    assert (records["fifo"]["phase"], records["fifo"]["type"]) == ("internal", "UnsafeJobOutput")
+    assert (d.done / "hello.mp4").read_bytes() == b"an earlier video"
+    assert [p.name for p in d.root.joinpath("work").iterdir()] == [], "the orphaned job directory is gone"
+    for video in d.done.glob("*.mp4"):
+        assert video.stat().st_uid == os.geteuid()
 
 
 # -- the sandbox itself ---------------------------------------------------------------------

@@ -26,7 +26,7 @@ def _typeset_in_job(settings, source: bytes) -> set[str]:
     """The SVGs a job's media/Tex holds at the end: seeded ones plus what it typeset itself."""
     with render_job(source, "numbers.py", settings) as result:
         assert result.ok, result.record and result.record.to_json()
-        return {p.name for p in (result.videos[0].parent.parent / "media" / "Tex").glob("*.svg")}
+        return {p.name for p in (result.workdir / "media" / "Tex").glob("*.svg")}
 
 
 def test_seeded_jobs_typeset_no_digits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

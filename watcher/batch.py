@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import texseed
+from . import jobfs, texseed
 from .config import Settings
 from .errors import ErrorRecord, WatcherError, versions
 from .inbox import is_candidate
@@ -357,7 +357,7 @@ def _result_items(
 ) -> list[Item]:
     """The files that record `result`: the videos (or the error record), then the meta sidecar."""
     if result.ok:
-        suffixes = [".mp4"] if len(result.videos) == 1 else [f".{scene}.mp4" for scene in result.scenes]
+        suffixes = result.suffixes
         meta: dict[str, Any] = {
             "schema": META_SCHEMA,
             "source": name,
@@ -418,7 +418,9 @@ def _move_to_done(path: Path, items: list[Item], layout: Layout) -> list[Path]:
     The daemon's own claim and publish do it, so it is crash-safe (a daemon start rolls
     an interrupted publish forward) and never overwrites anything in done/.
     """
-    staging = Path(tempfile.mkdtemp(prefix="rerender-", dir=layout.folders.work))
+    # `rerender-<pid>-`: a starting daemon leaves the work directories of live processes alone.
+    layout.folders.work.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"rerender-{os.getpid()}-", dir=layout.folders.work))
     try:
         files = []
         for suffix, data in items:
@@ -434,9 +436,9 @@ def _move_to_done(path: Path, items: list[Item], layout: Layout) -> list[Path]:
             raise WatcherError(f"{path.name} vanished before it could be moved to done/")
         if not isinstance(claimed, Claimed):  # not a plain file: filed again in failed/, with an ingest record
             raise WatcherError(f"{path.name} was not moved to done/: {claimed.record.message}")
-        finals = layout.publish_done(claimed, files)
+        finals = layout.publish_done(claimed, files, [suffix for suffix, _ in items])
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        jobfs.discard(staging)
     for suffix in (ERROR_SUFFIX, META_SUFFIX):
         _remove(path.parent / (path.stem + suffix))
     return finals

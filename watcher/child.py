@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 
 from . import sandbox
 from .config import Render
-from .errors import excerpt
+from .errors import CAPS, cap_text, excerpt
 
 # Programs Manim runs; a FileNotFoundError naming one is the host's fault, not the scene's.
 TOOLS = ("latex", "pdflatex", "xelatex", "lualatex", "dvisvgm", "ffmpeg")
@@ -34,8 +34,22 @@ class SceneTimeout(BaseException):
     """Raised by SIGALRM. A BaseException so that `except Exception` in a scene cannot swallow it."""
 
 
+# After the first SIGALRM the timer repeats: a SceneTimeout raised inside a finaliser or a
+# __del__ is swallowed ("Exception ignored in ..."), and a one-shot timer would never fire
+# again, leaving the wall-clock kill to blame the scene for ignoring the timeout.
+ALARM_REPEAT = 0.5
+_stopping = False  # set once our own handling of a timeout has begun: no more raises
+
+
 def _on_alarm(signum: int, frame: Any) -> None:
-    raise SceneTimeout()
+    if not _stopping:
+        raise SceneTimeout()
+
+
+def _stop_alarm() -> None:
+    global _stopping
+    _stopping = True
+    signal.setitimer(signal.ITIMER_REAL, 0)
 
 
 def main(job_dir: Path) -> int:
@@ -44,21 +58,23 @@ def main(job_dir: Path) -> int:
     try:
         # With a PID namespace this returns in a new process (the job's PID 1), and the
         # calling one stays behind as its relay.
-        sandbox.enter(render, spec["parent_pid"], job_dir, sandbox.options(spec.get("sandbox")))
-    except sandbox.SandboxError as e:  # strict mode, and a required layer failed here
+        opts = sandbox.options(spec.get("sandbox"))
+        sandbox.enter(render, spec["parent_pid"], job_dir, opts, spec.get("expect", ()))
+    except sandbox.SandboxError as e:  # less isolation than this job must have: never run the scene
         record = {"phase": "environment", "type": "SandboxError", "message": str(e)}
-        record["hint"] = "this host cannot isolate renders as sandbox.require asks: run `watcher doctor`"
+        record["hint"] = "this host cannot isolate renders as configured: run `watcher doctor`"
         (job_dir / "result.json").write_text(json.dumps({"ok": False, "record": record}), encoding="utf-8")
         return EXIT_FAILED
     job_pid = os.getpid()
     signal.signal(signal.SIGALRM, _on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, render.timeout)
+    signal.setitimer(signal.ITIMER_REAL, render.timeout, ALARM_REPEAT)
     os.chdir(job_dir)
     try:
         result = run(spec, job_dir)
     except SceneTimeout:  # the alarm fired between phases
+        _stop_alarm()
         result = {"ok": False, "record": _timeout_record(spec, render)}
-    signal.setitimer(signal.ITIMER_REAL, 0)
+    _stop_alarm()
     if os.getpid() != job_pid:  # a process the scene forked, unwinding: the result is not its to write
         return EXIT_FAILED
     (job_dir / "result.json").write_text(json.dumps(result), encoding="utf-8")
@@ -94,10 +110,12 @@ def run(spec: dict[str, Any], job_dir: Path) -> dict[str, Any]:
             videos.append(str(movie))
         return {"ok": True, "videos": videos}
     except SceneTimeout as exc:
+        _stop_alarm()
         # Where the scene was when time ran out is the most useful line to report.
         record = describe(exc, phase, scene_path, spec["filename"], job_dir)
         return {"ok": False, "record": {**record, **_timeout_record(spec, render)}}
     except BaseException as exc:  # noqa: BLE001 - everything a scene raises becomes a record
+        _stop_alarm()
         return {"ok": False, "record": describe(exc, phase, scene_path, spec["filename"], job_dir)}
 
 
@@ -131,11 +149,12 @@ def describe(exc: BaseException, phase: str, scene_path: str, filename: str, job
     """Turn an exception into record fields, with locations mapped to the user's file."""
     tb = traceback.extract_tb(exc.__traceback__)
     user = [f for f in tb if f.filename == scene_path]
+    text = _text(exc)
     record: dict[str, Any] = {
         "phase": phase,
         "type": type(exc).__name__,
         # Messages must not point into the job directory, a temp folder the user never sees.
-        "message": (str(exc) or type(exc).__name__).replace(f"{job_dir}/", ""),
+        "message": cap_text(text or type(exc).__name__, CAPS.message).replace(f"{job_dir}/", ""),
         "frames": [{"line": f.lineno, "function": f.name, "code": (f.line or "")[:200]} for f in user],
     }
     if user:
@@ -157,31 +176,39 @@ def describe(exc: BaseException, phase: str, scene_path: str, filename: str, job
         record.update(phase="resource", limit="file size", message=f"{record['message']} (render.max_output_mb)")
     elif isinstance(exc, OSError) and exc.errno == errno.EMFILE:
         record.update(phase="resource", limit="open files", message=f"{record['message']} (render.max_open_files)")
-    elif (isinstance(exc, OSError) and exc.errno == errno.EAGAIN) or "can't start new thread" in str(exc):
+    elif (isinstance(exc, OSError) and exc.errno == errno.EAGAIN) or "can't start new thread" in text:
         # fork() and thread start fail with EAGAIN at RLIMIT_NPROC (a thread's stack can
         # also fail to fit under the memory limit: the same error, much rarer).
         message = f"{record['message']}: the limit on processes and threads (sandbox.max_processes) was hit"
         record.update(phase="resource", limit="processes", message=message)
     elif isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         record.update(phase="resource", limit="disk space", hint="the disk holding folders.work is full")
-    elif isinstance(exc, FileNotFoundError) and (exc.filename in TOOLS or any(t in str(exc) for t in TOOLS[:5])):
+    elif isinstance(exc, FileNotFoundError) and (exc.filename in TOOLS or any(t in text for t in TOOLS[:5])):
         record.update(phase="environment", hint=f"{exc.filename or 'a LaTeX tool'} is not installed on this host")
     elif phase == "environment":
         record["hint"] = "Manim could not be imported on this host: a system library or package is missing"
-    elif "latex error" in str(exc).lower() or "tex error" in str(exc).lower():
+    elif "latex error" in text.lower() or "tex error" in text.lower():
         record["type"] = "LaTeXError"
         record["latex"] = latex_details(job_dir)
         if record["latex"] and record["latex"]["errors"]:
             first = record["latex"]["errors"][0].splitlines()[0].lstrip("! ")
             record["message"] = f"LaTeX could not typeset an expression: {first}"
         record["hint"] = "check the TeX string: use a raw string r'...' for backslashes and balanced braces"
-    elif "has no play calls" in str(exc):
+    elif "has no play calls" in text:
         record["hint"] = "a scene must animate at least once: add self.play(...) or self.wait() to construct()"
     elif isinstance(exc, NameError):
         record["hint"] = "is the name spelled right and imported? `from manim import *` brings Manim's names"
     elif isinstance(exc, (AttributeError, TypeError)) and phase == "render":
         record["hint"] = "check the call against the Manim Community 0.22 API"
     return record
+
+
+def _text(exc: BaseException) -> str:
+    """str(exc), or what went wrong making it (a scene's __str__ may raise or loop)."""
+    try:
+        return str(exc)
+    except Exception as e:  # noqa: BLE001
+        return f"<the exception's message could not be made: {type(e).__name__}>"
 
 
 def latex_details(job_dir: Path) -> dict[str, Any] | None:

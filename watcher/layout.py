@@ -73,6 +73,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+from . import jobfs
 from .config import Folders, Settings
 from .errors import ErrorRecord, WatcherError
 
@@ -382,7 +383,7 @@ class Layout:
 
     # -- publish ----------------------------------------------------------------------
 
-    def publish_done(self, claimed: Claimed, videos: list[Path]) -> list[Path]:
+    def publish_done(self, claimed: Claimed, videos: list[Path], suffixes: list[str] | None = None) -> list[Path]:
         """File the videos, then the source, in done/; returns their final paths (source last).
 
         One video becomes `<stem><suffix>` (`x.mp4`); several keep what follows the stem in
@@ -397,7 +398,10 @@ class Layout:
         if not videos:
             raise ValueError("publish_done needs at least one video")
         stem = _split(claimed.name)[0]
-        if len(videos) == 1:
+        if suffixes is not None:  # given by the render (RenderResult.suffixes)
+            if len(suffixes) != len(videos) or len(set(suffixes)) != len(suffixes):
+                raise ValueError(f"need one distinct suffix per video, got {suffixes}")
+        elif len(videos) == 1:
             suffixes = [Path(videos[0]).suffix or ".mp4"]
         else:
             names = [Path(v).name for v in videos]
@@ -588,12 +592,23 @@ class Layout:
         return claimed
 
     def _clean_work(self) -> None:
+        """Remove what dead processes left in work/: each tree in bounded time, the rest in the background.
+
+        A job directory is whatever a scene made of it (thousands of levels, chmod 000,
+        millions of files): `jobfs.discard` never recurses and never raises, and moves
+        what it cannot remove in time to work/.trash, emptied by a background thread, so
+        that a start-up always succeeds.
+        """
         with contextlib.suppress(FileNotFoundError):
             for entry in os.scandir(self.folders.work):
-                if _owned_by_another_live_process(entry.name):  # e.g. a `watcher render` now
+                if entry.name == jobfs.TRASH or jobfs.owned_by_live_process(entry.name):  # a `watcher render` now
                     continue
                 log.info("removing orphaned job directory %s", entry.path)
-                _remove_quietly(Path(entry.path))
+                jobfs.discard(Path(entry.path))
+        if os.path.lexists(self.folders.work / jobfs.TRASH):
+            threading.Thread(
+                target=jobfs.empty_trash, args=(self.folders.work,), name="empty-trash", daemon=True
+            ).start()
 
     def _sweep_temps(self) -> None:
         """Remove our temp files and probes; in the inbox only probes (other temp names are users')."""
@@ -608,20 +623,6 @@ class Layout:
 
 
 # -- filesystem helpers (batch.py files its results with these too) ----------------------
-
-
-def _owned_by_another_live_process(job_dir_name: str) -> bool:
-    """True for `job-<pid>-...` (render.py's naming) when that pid is alive and not us."""
-    m = re.match(r"job-(\d+)-", job_dir_name)
-    if m is None or int(m.group(1)) == os.getpid():
-        return False
-    try:
-        os.kill(int(m.group(1)), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _run(steps: Generator[None, None, T]) -> T:
@@ -794,29 +795,12 @@ def fsync_dir(path: Path) -> None:
 
 
 def _remove_quietly(path: Path) -> None:
-    """Remove a file or a whole tree a job left behind (never following a link); log what stays."""
+    """Remove a file or a whole tree (never following a link, whatever its depth or modes); log what stays."""
     try:
-        if stat.S_ISDIR(os.lstat(path).st_mode):
-            shutil.rmtree(path, ignore_errors=True)
-            if os.path.lexists(path):  # a job may have chmod'ed its directories: open them, retry
-                _open_dirs(path)
-                shutil.rmtree(path, ignore_errors=True)
-            if os.path.lexists(path):
-                log.warning("cannot fully remove %s", path)
-        else:
-            os.unlink(path)
-    except FileNotFoundError:
-        pass
+        if not jobfs.remove_tree(path, budget=10.0):
+            log.warning("cannot fully remove %s within 10 s", path)
     except OSError as e:
         log.warning("cannot remove %s: %s", path, e.strerror)
-
-
-def _open_dirs(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        os.chmod(path, 0o700)
-        for entry in os.scandir(path):
-            if entry.is_dir(follow_symlinks=False):
-                _open_dirs(Path(entry.path))
 
 
 # renameat2(RENAME_NOREPLACE): an atomic rename that fails with EEXIST instead of replacing.

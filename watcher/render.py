@@ -8,6 +8,11 @@ by a warm worker that imported Manim once (`watcher.pool`), or with
 same. The parent watches the child's pidfd and output pipe, and SIGKILLs the whole
 process group once timeout + grace has passed on the wall clock. Success means exit
 status 0 AND MP4s that PyAV opens, with at least one frame and a positive duration.
+
+Once scene code has run, the job directory is hostile (the parent is often root): it is
+read only through `watcher.jobfs` (no link followed, no FIFO opened, sizes capped, the
+child's result.json checked against its shape), the videos are copied out of it before
+they are verified, and it is removed in bounded time (`jobfs.discard`).
 """
 
 from __future__ import annotations
@@ -31,9 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import pool, sandbox, texseed
+from . import jobfs, layout, pool, sandbox, texseed
 from .config import QUALITIES, Settings, default_settings
-from .errors import ErrorRecord, InvalidScene, RenderError, RenderTimeout, excerpt
+from .errors import PHASES, ErrorRecord, InvalidScene, RenderError, RenderTimeout, excerpt
 from .validate import check_scene, findings_record, validate_scene_code
 
 log = logging.getLogger(__name__)
@@ -41,6 +46,8 @@ log = logging.getLogger(__name__)
 # A job whose warm worker died under it runs once more on a new one; losing a second
 # worker is reported (a scene that kills its parent must not loop forever).
 WORKER_ATTEMPTS = 2
+# The child's result.json: records are capped well below this (watcher.errors).
+MAX_RESULT_BYTES = 1 << 20
 
 
 @dataclass
@@ -54,7 +61,8 @@ class VideoInfo:
 
 @dataclass
 class RenderResult:
-    """The outcome of one job. `videos` live in the job directory until the context exits."""
+    """The outcome of one job. `videos` are verified copies the job cannot reach; they, and
+    the job directory, are removed when the `render_job` context exits."""
 
     filename: str
     ok: bool
@@ -62,8 +70,10 @@ class RenderResult:
     info: list[VideoInfo] = field(default_factory=list)
     record: ErrorRecord | None = None
     scenes: list[str] = field(default_factory=list)
+    suffixes: list[str] = field(default_factory=list)  # of each video: ".mp4", or ".<Scene>.mp4" for several
     duration: float = 0.0
     cancelled: bool = False
+    workdir: Path | None = None  # the child's directory (hostile: read it only through watcher.jobfs)
 
 
 @contextlib.contextmanager
@@ -77,8 +87,8 @@ def render_job(
 ) -> Iterator[RenderResult]:
     """Validate and render `source` (the bytes of the user's `filename`).
 
-    Yields a RenderResult whose videos are inside the job directory; the job directory is
-    removed when the `with` block ends, on success and on failure. `scenes`, when given,
+    Yields a RenderResult whose videos are verified copies out of the job's reach; they
+    and the job directory are removed when the `with` block ends, on success and on failure. `scenes`, when given,
     skips the static checks (the caller already ran them). Setting `cancel` stops the
     render (the result then has `cancelled=True` and no record).
     """
@@ -91,16 +101,13 @@ def render_job(
             yield RenderResult(filename, ok=False, record=record, duration=record.duration or 0.0)
             return
         scenes = check.selected
-    work = settings.folders.work
-    work.mkdir(parents=True, exist_ok=True)
-    # The owner's pid in the name: a starting daemon cleans only job dirs of dead processes.
-    prefix = f"job-{os.getpid()}-{_safe(Path(filename).stem)[:40]}-"
-    job_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=work))
+    expect = sandbox.expected_layers(settings)  # the host check, once per process and settings
+    job = jobfs.create(settings.folders.work, "job", Path(filename).stem)
     try:
-        result = _run_child(job_dir, source, filename, scenes, settings, cancel, started)
+        result = _run_child(job, source, filename, scenes, settings, cancel, started, expect)
         yield result
     finally:
-        shutil.rmtree(job_dir, ignore_errors=True)
+        jobfs.discard(job.root)
 
 
 def prewarm(settings: Settings, count: int | None = None) -> None:
@@ -117,30 +124,35 @@ def prewarm(settings: Settings, count: int | None = None) -> None:
 
 
 def _run_child(
-    job_dir: Path,
+    job: jobfs.JobDir,
     source: bytes,
     filename: str,
     scenes: list[str],
     settings: Settings,
     cancel: threading.Event | None,
     started: float,
+    expect: list[str],
 ) -> RenderResult:
-    stem = _safe(Path(filename).stem) or "scene"
-    outputs = [stem] if len(scenes) == 1 else [f"{stem}.{s}" for s in scenes]
+    # Inside the job, outputs have short fixed names: the user's name may be 255 bytes
+    # already, and the child decides nothing about what is published under which name.
+    outputs = [f"video-{i + 1}" for i in range(len(scenes))]
     spec = {
         "filename": filename,
         "scenes": scenes,
         "outputs": outputs,
         "render": dataclasses.asdict(settings.render),
         "sandbox": dataclasses.asdict(settings.sandbox),
+        "expect": expect,
     }
     returncode: int | None = None
     for attempt in range(1, WORKER_ATTEMPTS + 1):
+        if attempt > 1:
+            job = jobfs.renew(job)  # the lost attempt's directory is tainted: a fresh one
         try:
             with contextlib.ExitStack() as stack:
                 launcher = _launcher(settings, stack)
-                _prepare(job_dir, source, filename, {**spec, "parent_pid": launcher.pid})
-                proc = launcher.start(job_dir, sandbox.child_environment(job_dir))
+                _prepare(job.path, source, filename, {**spec, "parent_pid": launcher.pid})
+                proc = launcher.start(job.path, sandbox.child_environment(job.path))
                 log.debug("%s: render child %d started (%s)", filename, proc.pid, type(launcher).__name__)
                 deadline = time.monotonic() + settings.render.timeout + settings.render.grace
                 outcome, tail, returncode = supervise(proc, deadline, settings.render.max_log_bytes, cancel)
@@ -150,51 +162,50 @@ def _run_child(
             if attempt < WORKER_ATTEMPTS:
                 log.warning("%s: %s; running it again on a new warm worker", filename, e)
     duration = time.monotonic() - started
-    result = RenderResult(filename, ok=False, scenes=scenes, duration=duration)
+    result = RenderResult(filename, ok=False, scenes=scenes, duration=duration, workdir=job.path)
     if outcome == "cancelled":
         result.cancelled = True
         return result
 
-    child = _read_result(job_dir)
-    record: dict[str, Any] | None = None
-    if outcome == "lost":
-        record = {
-            "phase": "internal",
-            "type": "WorkerLost",
-            "message": f"{lost}; it happened {WORKER_ATTEMPTS} times, so the scene was not run again",
-            "hint": "a scene must not signal or kill other processes; if every scene fails like this, "
-            "set render.warm_workers: false and report it",
-        }
-    elif outcome == "killed":
-        record = child.get("record") if child.get("record", {}).get("phase") == "timeout" else None
-        record = record or {
-            "phase": "timeout",
-            "type": "RenderTimeout",
-            "message": (
-                f"stopped after {duration:.1f} s: the scene ignored the timeout of "
-                f"{settings.render.timeout:g} s for {settings.render.grace:g} s more, so the process tree was killed"
-            ),
-            "hint": "do not block or catch SIGALRM; shorten the animation or raise render.timeout",
-        }
-    elif returncode is not None and returncode < 0:
-        record = child.get("record") or _signal_record(-returncode)
-    elif returncode == 0 and child.get("ok"):
-        videos = [Path(v) for v in child.get("videos", [])]
-        problem = _verify_outputs(job_dir, videos, outputs, result)
-        if problem is None:
-            result.ok = True
-            result.videos = videos
-            return result
-        record = {"phase": "render", "type": "InvalidVideo", "message": problem}
-    elif child.get("record"):
-        record = child["record"]
+    # From here on the job directory is hostile: every read goes through jobfs.
+    owners = sandbox.job_owners(settings.sandbox)
+    try:
+        dir_fd = jobfs.open_dir(job.path)
+    except OSError as e:
+        record = _unsafe_record(f"the job directory cannot be opened: {e.strerror}")
     else:
-        record = {
-            "phase": "render",
-            "type": "NoVideo",
-            "message": f"the render process exited with status {returncode} without producing a video",
-            "hint": "do not call sys.exit() or os._exit() in a scene",
-        }
+        try:
+            child = _read_result(dir_fd, owners)
+        except jobfs.UnsafeEntry as e:
+            record = _unsafe_record(str(e))
+        else:
+            if outcome == "lost":
+                record = {
+                    "phase": "internal",
+                    "type": "WorkerLost",
+                    "message": f"{lost}; it happened {WORKER_ATTEMPTS} times, so the scene was not run again",
+                    "hint": "a scene must not signal or kill other processes; if every scene fails like this, "
+                    "set render.warm_workers: false and report it",
+                }
+            elif outcome == "killed":
+                record = _killed_record(child, duration, settings)
+            elif returncode is not None and returncode < 0:
+                record = child.get("record") or _signal_record(-returncode)
+            elif returncode == 0 and child.get("ok"):
+                problem = _collect_outputs(dir_fd, job, filename, scenes, outputs, settings, owners, result)
+                if problem is None:
+                    result.ok = True
+                    return result
+                record = {"phase": "render", "type": "InvalidVideo", "message": problem}
+            else:
+                record = child.get("record") or {
+                    "phase": "render",
+                    "type": "NoVideo",
+                    "message": f"the render process exited with status {returncode} without producing a video",
+                    "hint": "do not call sys.exit() or os._exit() in a scene",
+                }
+        finally:
+            os.close(dir_fd)
     record.setdefault("type", "RenderError")
     record.setdefault("message", "")
     rec = ErrorRecord.from_dict({**record, "source": filename})
@@ -280,12 +291,7 @@ def _launcher(settings: Settings, stack: contextlib.ExitStack) -> Launcher:
 
 
 def _prepare(job_dir: Path, source: bytes, filename: str, spec: dict[str, Any]) -> None:
-    """Fill the job directory for one attempt; a previous attempt's files are removed first."""
-    for entry in job_dir.iterdir():
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
+    """Fill a new, empty child directory for one attempt."""
     (job_dir / "tmp").mkdir()
     (job_dir / filename).write_bytes(source)
     (job_dir / "job.json").write_text(json.dumps(spec), encoding="utf-8")
@@ -368,12 +374,55 @@ def _kill(child: Child) -> None:
         signal.pidfd_send_signal(child.pidfd, signal.SIGKILL)
 
 
-def _read_result(job_dir: Path) -> dict[str, Any]:
+def _read_result(dir_fd: int, owners: set[int]) -> dict[str, Any]:
+    """The child's result.json, checked against its shape; {} when the child wrote none.
+
+    Raises:
+        UnsafeEntry: it is not a plain file of the job's, is too large, or is not a result.
+    """
     try:
-        data = json.loads((job_dir / "result.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = jobfs.read_file(dir_fd, "result.json", max_bytes=MAX_RESULT_BYTES, owners=owners)
+    except jobfs.Missing:
         return {}
-    return data if isinstance(data, dict) else {}
+    try:
+        result = json.loads(data)
+    except ValueError as e:
+        raise jobfs.UnsafeEntry(f"result.json is not JSON ({e})") from None
+    if not isinstance(result, dict) or not isinstance(result.get("ok"), bool):
+        raise jobfs.UnsafeEntry("result.json does not hold a result (an object with a boolean 'ok')")
+    record = result.get("record")
+    if record is not None:
+        if not isinstance(record, dict) or record.get("phase") not in PHASES:
+            raise jobfs.UnsafeEntry("result.json holds a 'record' that is not an error record")
+        try:
+            ErrorRecord.from_dict({**record, "source": "x"})
+        except (TypeError, ValueError) as e:
+            raise jobfs.UnsafeEntry(f"result.json holds an invalid error record ({e})") from None
+    return result
+
+
+def _killed_record(child: dict[str, Any], duration: float, settings: Settings) -> dict[str, Any]:
+    """A job killed on the wall clock: its own timeout record if it wrote one in time."""
+    record = child.get("record")
+    if record and record.get("phase") == "timeout":
+        return record
+    return {
+        "phase": "timeout",
+        "type": "RenderTimeout",
+        "message": f"stopped after {duration:.1f} s: the scene ignored the timeout of {settings.render.timeout:g} s "
+        f"for {settings.render.grace:g} s more, so the process tree was killed",
+        "hint": "do not block or catch SIGALRM; shorten the animation or raise render.timeout",
+    }
+
+
+def _unsafe_record(problem: str) -> dict[str, Any]:
+    return {
+        "phase": "internal",
+        "type": "UnsafeJobOutput",
+        "message": f"{problem}; nothing the job left was trusted",
+        "hint": "a scene must not replace or tamper with the files watcher reads in its job directory "
+        "(result.json, out/)",
+    }
 
 
 def _signal_record(signum: int) -> dict[str, Any]:
@@ -385,18 +434,35 @@ def _signal_record(signum: int) -> dict[str, Any]:
     return {"phase": "render", "type": "Crash", "message": f"the render process was killed by {name}"}
 
 
-def _verify_outputs(job_dir: Path, videos: list[Path], outputs: list[str], result: RenderResult) -> str | None:
-    """Why the child's claimed videos are not acceptable, or None when all verify."""
-    out_dir = (job_dir / "out").resolve()
-    if len(videos) != len(outputs):
-        return f"expected {len(outputs)} video(s), the child reported {len(videos)}"
-    for video, name in zip(videos, outputs, strict=True):
-        if video.parent.resolve() != out_dir or video.name != f"{name}.mp4" or video.is_symlink():
-            return f"the child reported an unexpected output path {video.name!r}"
+def _collect_outputs(
+    dir_fd: int,
+    job: jobfs.JobDir,
+    filename: str,
+    scenes: list[str],
+    outputs: list[str],
+    settings: Settings,
+    owners: set[int],
+    result: RenderResult,
+) -> str | None:
+    """Copy each expected video out of the job into job.results and verify the copy.
+
+    Fills result.videos, .suffixes and .info; returns why the outputs are not acceptable,
+    or None. What is verified is what is published: the copy, which the job cannot reach.
+    """
+    suffixes = [".mp4"] if len(scenes) == 1 else [f".{scene}.mp4" for scene in scenes]
+    max_bytes = settings.render.max_output_mb * 1024 * 1024
+    for output, suffix in zip(outputs, suffixes, strict=True):
+        # Named as publish_done reads them, `<stem><suffix>`, the stem shortened to fit in a name.
+        copy = job.results / layout.final_name(Path(filename).stem, "", suffix)
         try:
-            result.info.append(verify_mp4(video))
-        except ValueError as e:
-            return f"{video.name}: {e}"
+            jobfs.copy_out(dir_fd, f"out/{output}.mp4", copy, max_bytes=max_bytes, owners=owners)
+            result.info.append(verify_mp4(copy))
+        except jobfs.Missing:
+            return f"no video was written for {suffix.removesuffix('.mp4').lstrip('.') or 'the scene'}"
+        except (jobfs.UnsafeEntry, ValueError) as e:
+            return str(e)
+        result.videos.append(copy)
+        result.suffixes.append(suffix)
     return None
 
 

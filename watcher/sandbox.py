@@ -40,17 +40,18 @@ import platform
 import pwd
 import resource
 import select
-import shutil
 import signal
 import stat
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
+from . import jobfs
 from .config import SANDBOX_LAYERS, Render, Sandbox, Settings
 from .errors import WatcherError
 
@@ -101,10 +102,13 @@ CAPABILITY_VERSION_3 = 0x20080522
 # Neither call has a glibc wrapper. mount_setattr (Linux 5.12) has one number everywhere.
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 SYS_MOUNT_SETATTR = 442
+SYS_KEYCTL = {"x86_64": 250, "aarch64": 219}
+KEYCTL_JOIN_SESSION_KEYRING = 1
 
 
 class SandboxError(WatcherError):
-    """A layer that sandbox.mode strict requires is not available."""
+    """A job cannot get the isolation it must have: a layer strict mode requires, a layer the
+    host check found active, or a user other than root."""
 
 
 @dataclass(frozen=True)
@@ -184,6 +188,16 @@ def child_environment(job_dir: Path) -> dict[str, str]:
     return env
 
 
+def job_owners(opts: Sandbox) -> set[int]:
+    """The users whose files a job directory may hold: ours, and the render user's when renders switch to it."""
+    owners = {os.geteuid()}
+    if os.geteuid() == 0 and opts.mode != "off":
+        entry, _ = _render_user(opts.user)
+        if entry is not None:
+            owners.add(entry.pw_uid)
+    return owners
+
+
 def options(data: dict[str, Any] | None) -> Sandbox:
     """The `sandbox` settings from a job spec (defaults when the spec has none)."""
     if not data:
@@ -203,36 +217,71 @@ def detect(settings: Settings | None = None) -> Layers:
     """Which isolation layers render children get here, and why the others are missing.
 
     Runs a throwaway child through the real `enter()` in auto mode (so every layer is
-    tried, in a job directory under folders.work when it exists) and reports what it got;
-    with sandbox.mode off, reports every layer as off. Takes about 0.2 s.
+    tried), in a job directory made exactly like a real job's under folders.work (a layer
+    can depend on where that folder is: a visible_paths entry covering it defeats the
+    mount layer, a folder the render user cannot search defeats the user layer), and
+    reports what it got; with sandbox.mode off, reports every layer as off. Takes about 0.2 s.
+    The result is remembered for `expected_layers`.
     """
     opts = settings.sandbox if settings else Sandbox()
     if opts.mode == "off":
         return Layers.none("off", "sandbox.mode is off")
-    work = settings.folders.work if settings and settings.folders.work.is_dir() else None
-    job_dir = Path(tempfile.mkdtemp(prefix="sandbox-probe-", dir=work))
+    work = settings.folders.work if settings else Path(tempfile.gettempdir()) / "watcher-work"
     try:
-        (job_dir / "tmp").mkdir()
+        job = jobfs.create(work, "probe", "sandbox")
+    except OSError as e:
+        return Layers.none(opts.mode, f"the sandbox probe could not create a job directory in {work}: {e.strerror}")
+    try:
+        (job.path / "tmp").mkdir()
         spec = json.dumps(dataclasses.asdict(dataclasses.replace(opts, mode="auto")))
         proc = subprocess.run(
-            [sys.executable, "-I", "-c", PROBE, str(job_dir), spec, str(os.getpid())],
+            [sys.executable, "-I", "-c", PROBE, str(job.path), spec, str(os.getpid())],
             stdin=subprocess.DEVNULL,
             capture_output=True,
-            cwd=job_dir,
-            env=child_environment(job_dir),
+            cwd=job.path,
+            env=child_environment(job.path),
             start_new_session=True,
             timeout=60,
         )
     except (OSError, subprocess.SubprocessError) as e:
         return Layers.none(opts.mode, f"the sandbox probe could not run: {e}")
     finally:
-        shutil.rmtree(job_dir, ignore_errors=True)
+        jobfs.discard(job.root)
     try:
         got = Layers.from_dict(json.loads(proc.stdout.splitlines()[-1]))
     except (ValueError, KeyError, IndexError, TypeError):
         last = proc.stderr.decode(errors="replace").strip().splitlines() or [f"exit status {proc.returncode}"]
         return Layers.none(opts.mode, f"the sandbox probe failed: {last[-1]}")
-    return dataclasses.replace(got, mode=opts.mode, cgroup=_cgroup_status())
+    layers = dataclasses.replace(got, mode=opts.mode, cgroup=_cgroup_status())
+    with _detected_lock:
+        _detected[_detect_key(settings)] = layers
+    return layers
+
+
+_detected: dict[tuple[Any, ...], Layers] = {}
+_detected_lock = threading.Lock()
+
+
+def _detect_key(settings: Settings | None) -> tuple[Any, ...]:
+    if settings is None:
+        return (Sandbox(), None)
+    return (settings.sandbox, settings.folders.work)
+
+
+def expected_layers(settings: Settings) -> list[str]:
+    """The layers every job under `settings` must get: those the host check found active.
+
+    Detected once per process and settings (the daemon's start-up check counts). A job
+    that cannot get one of them fails with an `environment` record instead of running
+    with less isolation than was logged (`enter` checks).
+    """
+    if settings.sandbox.mode == "off":
+        return []
+    with _detected_lock:
+        layers = _detected.get(_detect_key(settings))
+    if layers is None:
+        layers = detect(settings)
+    return [name for name in layers.active if name != "cgroup"]
 
 
 def prepare(settings: Settings) -> Layers:
@@ -257,13 +306,19 @@ def prepare(settings: Settings) -> Layers:
         raise SandboxError(f"sandbox.mode is strict but this host lacks {', '.join(missing)} ({why})")
     level = logging.WARNING if missing else logging.INFO
     log.log(level, "sandbox (%s): %s", opts.mode, layers.summary())
+    if os.geteuid() == 0 and not layers.user.available:
+        log.error(
+            "renders never run as root, and the user layer is unavailable (%s): every render will fail "
+            "with an environment record until it is fixed (`watcher doctor`)",
+            layers.user.reason,
+        )
     return layers
 
 
 def _probe(argv: list[str]) -> NoReturn:
     """The throwaway child of `detect()`: enter the sandbox, print the layers it got."""
     job_dir, spec, parent_pid = Path(argv[0]), json.loads(argv[1]), int(argv[2])
-    layers = enter(Render(), parent_pid, job_dir, options(spec))
+    layers = enter(Render(), parent_pid, job_dir, options(spec), probe=True)
     print(json.dumps(layers.to_dict()), flush=True)
     os._exit(0)
 
@@ -294,21 +349,33 @@ def _cgroup_status() -> Layer:
 # -- the child side ---------------------------------------------------------------------
 
 
-def enter(r: Render, parent_pid: int, job_dir: Path | None = None, opts: Sandbox | None = None) -> Layers:
+def enter(
+    r: Render,
+    parent_pid: int,
+    job_dir: Path | None = None,
+    opts: Sandbox | None = None,
+    expect: list[str] | tuple[str, ...] = (),
+    *,
+    probe: bool = False,
+) -> Layers:
     """Isolate this render child; called first thing, while it is single-threaded.
 
     Returns, in the process that is to run the job, the layers it got. With a PID
     namespace that is a new process (PID 1 of the namespace) and the calling process
     becomes its relay: it never returns. Without `job_dir`, or with sandbox.mode off, only
-    the limits are applied.
+    the limits (and a fresh session keyring) are applied.
 
     Raises:
-        SandboxError: sandbox.mode is strict and a required layer could not be applied.
+        SandboxError: sandbox.mode is strict and a required layer could not be applied; a
+            layer in `expect` (found active when the host was checked) could not be
+            applied; or the process would run the scene as root (all but the first
+            unless `probe`: the host check reports what it got instead).
     """
     opts = opts or Sandbox()
     _limit_resources(r)
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
     _die_with_parent(lambda: os.getppid() == parent_pid)
+    _fresh_session_keyring()
     if opts.mode == "off" or job_dir is None:
         return Layers.none(opts.mode, "sandbox.mode is off" if opts.mode == "off" else "no job directory")
 
@@ -362,6 +429,20 @@ def enter(r: Render, parent_pid: int, job_dir: Path | None = None, opts: Sandbox
     _drop_capabilities()
     if relay is not None:
         os.close(relay)
+    if probe:
+        return Layers(mode=opts.mode, **got.layers)
+    # Never less isolation than the host check found and logged, and never a scene as root.
+    lost = [name for name in expect if name in got.layers and not got.layers[name].available]
+    if lost:
+        why = "; ".join(f"{name}: {got.layers[name].reason}" for name in lost)
+        raise SandboxError(
+            f"the sandbox layer(s) {', '.join(lost)} were active when this host was checked "
+            f"but could not be applied to this job ({why})"
+        )
+    if root and os.geteuid() == 0:
+        raise SandboxError(
+            f"renders never run as root, and switching to sandbox.user failed: {got.layers['user'].reason}"
+        )
     return Layers(mode=opts.mode, **got.layers)
 
 
@@ -529,7 +610,8 @@ def _private_root(job_dir: Path, opts: Sandbox) -> str:
             for name in ("dev", "proc", "tmp"):
                 os.mkdir(f"{stage}/{name}")
             # /tmp for programs that ignore TMPDIR (which points into the job directory).
-            _mount("tmpfs", f"{stage}/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,mode=1777")
+            # nr_inodes: empty files cost kernel memory that neither size= nor RLIMIT_AS counts.
+            _mount("tmpfs", f"{stage}/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=16m,nr_inodes=4096,mode=1777")
             ours = {os.stat(stage).st_dev, os.stat(f"{stage}/tmp").st_dev}
             for path, fd in fds.items():
                 if path.startswith("/dev/"):
@@ -663,6 +745,17 @@ def _pivot_root() -> None:
     if number is None:
         raise OSError(0, f"pivot_root: unknown system call number on {platform.machine()}", "pivot_root")
     _check(_libc().syscall(number, b".", b"."), "pivot_root")
+
+
+def _fresh_session_keyring() -> None:
+    """Join a new, empty session keyring: the daemon's (from a shell: the login keyring) is out of reach.
+
+    Keys the daemon's session possesses are readable through possession alone; a scene must
+    not possess them. Fails quietly where keyrings are not compiled in (nothing to leak).
+    """
+    number = SYS_KEYCTL.get(platform.machine())
+    if number is not None:
+        _libc().syscall(number, KEYCTL_JOIN_SESSION_KEYRING, None)
 
 
 def _drop_capabilities() -> None:

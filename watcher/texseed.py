@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import re
-import stat
 import threading
 from pathlib import Path
 
+from . import jobfs, sandbox
 from .config import Settings
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ class GeneratedAnimation(Scene):
         )
         self.wait(0.05)
 """
-_SVG_NAME = re.compile(r"^[0-9a-f]{16,64}\.svg$")  # Manim's tex_hash names
+_SVG_NAME = re.compile(r"[0-9a-f]{16,64}\.svg")  # Manim's tex_hash names
 _MAX_SVG_BYTES = 256 * 1024
 
 _lock = threading.Lock()
@@ -99,11 +100,14 @@ def build(settings: Settings, cancel: threading.Event | None = None) -> dict[str
             summary = result.record.summary() if result.record else "cancelled"
             log.warning("number glyphs could not be typeset (%s); every job typesets its own", summary)
             return found
-        tex_dir = result.videos[0].parent.parent / "media" / "Tex"
-        for path in sorted(tex_dir.iterdir()):
-            st = path.lstat()
-            if _SVG_NAME.match(path.name) and stat.S_ISREG(st.st_mode) and st.st_size <= _MAX_SVG_BYTES:
-                found[path.name] = path.read_bytes()
+        # Our own scene, but read like any job's directory: nothing in it is followed or trusted blindly.
+        assert result.workdir is not None
+        dir_fd = jobfs.open_dir(result.workdir)
+        try:
+            owners = sandbox.job_owners(settings.sandbox)
+            found = jobfs.read_dir(dir_fd, "media/Tex", _SVG_NAME, max_bytes=_MAX_SVG_BYTES, owners=owners)
+        finally:
+            os.close(dir_fd)
     log.debug("typeset %d number glyphs for every job to share", len(found))
     return found
 
