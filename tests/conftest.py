@@ -38,3 +38,13 @@ def job_processes(work: Path) -> list[int]:
 @pytest.fixture
 def work_dir(tmp_path: Path) -> Path:
     return tmp_path / "work"
+
+
+@pytest.fixture
+def remove_tmp_path(tmp_path: Path):
+    """Remove what the test left in tmp_path, however deep: pytest's own clean-up of old temp
+    folders (shutil.rmtree) dies with RecursionError on the trees hostile scenes build."""
+    yield
+    from watcher import jobfs
+
+    jobfs.remove_tree(tmp_path, budget=60)

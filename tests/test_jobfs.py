@@ -18,6 +18,8 @@ from watcher import jobfs
 from watcher.config import load_config
 from watcher.layout import Layout
 
+pytestmark = pytest.mark.usefixtures("remove_tmp_path")  # scenes here build trees too deep for pytest
+
 OWNERS = {os.geteuid()}
 
 
