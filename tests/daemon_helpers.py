@@ -36,6 +36,33 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str = "condi
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def warm_workers(pid: int) -> list[int]:
+    """PIDs of the warm workers (zygotes, watcher.pool) that process `pid` started."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid and b"watcher.pool.serve" in cmdline:
+            found.append(int(entry))
+    return found
+
+
+def gone(pid: int) -> bool:
+    """True once `pid` has exited (a zombie counts: it runs no code)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except FileNotFoundError:
+        return True
+
+
 class DaemonProc:
     """`watcher run` on `root/config.yaml`, its log in `root/daemon.log`."""
 

@@ -18,7 +18,7 @@ import pytest
 from watcher.render import verify_mp4
 
 from .conftest import job_processes
-from .daemon_helpers import DaemonProc, scene, wait_for
+from .daemon_helpers import DaemonProc, gone, scene, wait_for, warm_workers
 
 
 def _sources(folder: Path) -> list[str]:
@@ -167,19 +167,44 @@ def test_sd_notify_messages(tmp_path: Path):
         sock.bind(str(sock_path))
         sock.settimeout(30)
         messages: list[str] = []
+
+        def receive_until(wanted: str) -> None:
+            while not any(wanted in m for m in messages):
+                messages.append(sock.recv(4096).decode())
+
         with d:
             for wanted in ("READY=1", "STATUS=", "WATCHDOG=1"):
-                while not any(wanted in m for m in messages):
-                    messages.append(sock.recv(4096).decode())
-            d.stop()
-        sock.settimeout(2)
-        try:
-            while True:
-                messages.append(sock.recv(4096).decode())
-        except TimeoutError:
-            pass
-    assert any("STOPPING=1" in m for m in messages)
+                receive_until(wanted)
+            # What this test is about is the message; read it as it comes (the daemon never
+            # blocks on a full socket queue: it drops). How fast the daemon then exits is
+            # test_sigterm_does_not_wait_for_warm_workers_still_importing_manim's concern.
+            d.signal(signal.SIGTERM)
+            receive_until("STOPPING=1")
+            assert d.proc.wait(30) == 0, d.log()
     assert messages.index(next(m for m in messages if "READY=1" in m)) < len(messages) - 1
+
+
+def test_sigterm_does_not_wait_for_warm_workers_still_importing_manim(tmp_path: Path):
+    # Under load, importing Manim took long enough that SIGTERM waited for it (the glyph
+    # build waits for a warm worker to say it is ready, for up to pool.READY_TIMEOUT).
+    # Stopped warm workers are that import, made as slow as we like.
+    d = DaemonProc(tmp_path / "w").start(wait=False)
+    stopped: set[int] = set()
+
+    def stop_warm_workers() -> bool:
+        for pid in warm_workers(d.proc.pid):
+            if pid not in stopped:
+                os.kill(pid, signal.SIGSTOP)
+                stopped.add(pid)
+        return len(stopped) >= 2  # workers.count: 2, started at once
+
+    wait_for(stop_warm_workers, 30, "the warm workers to start")
+    wait_for(lambda: "watching" in d.log(), 30, "the daemon to start")
+    started = time.monotonic()
+    assert d.stop(timeout=20) == 0
+    assert time.monotonic() - started < 15, d.log()
+    wait_for(lambda: all(gone(pid) for pid in stopped), 10, "the stopped warm workers to be killed")
+    assert "stopped (done 0, failed 0)" in d.log()
 
 
 def test_start_up_errors_are_one_clear_line(tmp_path: Path):
@@ -259,3 +284,65 @@ def test_kill_loop_accounts_for_every_input(tmp_path: Path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "RESULT: every input accounted for exactly once" in r.stdout
     assert len(list((tmp_path / "k" / "done").glob("*.mp4"))) >= 21  # 3 of the 24 are meant to fail
+
+
+def _claims(d: DaemonProc) -> list[Path]:
+    return [p for p in d.processing.iterdir() if not p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("folder", ["done", "failed"])
+def test_a_result_that_cannot_be_filed_is_retried_without_rendering_again(tmp_path: Path, folder: str):
+    d = DaemonProc(tmp_path / "w", {"logging": {"level": "DEBUG"}, "daemon": {"rescan_interval": 0}})
+    with d:
+        target = d.done if folder == "done" else d.failed
+        target.rmdir()
+        target.write_text("a file where the folder should be\n")  # the place of each result fails
+        d.drop("keep.py", scene() if folder == "done" else "this is not python\n")
+        wait_for(lambda: "keep.py: cannot file the result" in d.log(), 60, "the publish to fail")
+        assert len(list(d.processing.glob("*/keep.py"))) == 1 and _sources(d.inbox) == []  # kept, not lost
+        wait_for(lambda: d.log().count("keep.py: still cannot file") >= 2, 30, "two more tries")
+        assert d.log().count("keep.py: cannot file the result") == 1  # one line, not one per try
+        target.unlink()  # the folder can be made again
+        wait_for(lambda: "keep.py: filed after all" in d.log(), 30, "the result to be filed")
+        assert d.log().count("keep.py: rendering") == 1  # rolled forward from what was staged
+        if folder == "done":
+            assert verify_mp4(d.done / "keep.mp4").frames >= 1
+        else:
+            assert json.loads((d.failed / "keep.error.json").read_text())["phase"] == "validate"
+        assert _claims(d) == [] and _sources(d.inbox) == []
+        # The daemon carries on as before.
+        d.drop("next.py", "still not python\n")
+        wait_for(lambda: (d.failed / "next.py").exists(), 30, "the next file")
+
+
+def test_an_inbox_deleted_and_made_again_is_watched_again(tmp_path: Path):
+    d = DaemonProc(tmp_path / "w", {"daemon": {"rescan_interval": 0}})  # no rescan to fall back on
+    with d:
+        shutil.rmtree(d.inbox)
+        wait_for(lambda: "is gone; waiting for it to come back" in d.log(), 10, "the warning")
+        d.inbox.mkdir()
+        d.drop("after.py", "not python\n")
+        wait_for(lambda: not (d.inbox / "after.py").exists(), 10, "the claim")
+        wait_for(lambda: (d.failed / "after.error.json").exists(), 30, "the result")
+        assert "watching the inbox" in d.log() and d.log().count("is gone") == 1
+        assert d.proc.poll() is None
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_control_characters_in_a_name_cannot_forge_or_colour_log_lines(tmp_path: Path, fmt: str):
+    d = DaemonProc(tmp_path / "w", {"logging": {"format": fmt}})
+    name = "evil\nINFO fake line\x1b[31m\x7f.py"
+    with d:
+        d.drop(name, "not python\n")
+        wait_for(lambda: d.settled(1), 30, "the result")
+        assert (d.failed / name).exists()
+    raw = d.log_path.read_bytes()
+    assert b"\x1b" not in raw and b"\x7f" not in raw
+    lines = raw.decode().splitlines()
+    assert not [line for line in lines if line.startswith("INFO fake line")]
+    escaped = r"evil\nINFO fake line\x1b[31m\x7f.py"
+    if fmt == "json":
+        messages = [json.loads(line)["message"] for line in lines if line.startswith("{")]
+    else:
+        messages = lines
+    assert sum(escaped in m for m in messages) >= 2, lines  # rendering, then failed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import threading
@@ -15,6 +16,8 @@ import pytest
 from watcher.config import Daemon
 from watcher.errors import WatcherError
 from watcher.inbox import InboxWatcher, JobQueue, is_candidate
+
+from .daemon_helpers import wait_for
 
 SETTLE = 0.2
 pytestmark = pytest.mark.timeout(60)
@@ -261,6 +264,48 @@ def test_two_hundred_files_at_once_are_delivered_exactly_once(start: Start, inbo
     consumer.join()
     assert set(delivered) == names
     assert set(delivered.values()) == {1}
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_an_inbox_deleted_or_replaced_is_watched_again(
+    start: Start, inbox: Path, polling: bool, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    watcher, got = start(polling=polling)  # no periodic rescan: only the guard can bring it back
+    if how == "deleted":
+        shutil.rmtree(inbox)
+        # Missing long enough to be seen missing (the polling observer stops then too).
+        wait_for(lambda: "is gone" in caplog.text, 5, "the warning")
+        inbox.mkdir()
+    else:  # a new directory renamed over the name; the old one lives on elsewhere
+        inbox.rename(inbox.parent / "old-inbox")
+        (inbox.parent / "new-inbox").mkdir()
+        (inbox.parent / "new-inbox").rename(inbox)
+    (inbox / "after.py").write_text("x = 1\n")
+    assert got.wait_for(1, timeout=5) == [inbox / "after.py"]
+    assert watcher.alive
+
+
+def test_a_missing_inbox_is_warned_about_once_and_watched_when_back(
+    start: Start, inbox: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="watcher.inbox")
+    watcher, got = start()
+    shutil.rmtree(inbox)
+    for _ in range(3):  # what the guard does every half second, driven here by hand
+        watcher.check()
+    assert watcher.alive  # waiting for the inbox is not a failure: the daemon keeps running
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"the inbox {inbox} is gone; waiting for it to come back"
+    ]
+    inbox.mkdir()
+    (inbox / "dropped_meanwhile.py").write_text("x = 1\n")
+    os.utime(inbox / "dropped_meanwhile.py", (time.time() - 60, time.time() - 60))
+    watcher.check()
+    watcher.check()
+    assert got.wait_for(1)[0] == inbox / "dropped_meanwhile.py"  # by the rescan after the restart
+    assert sum("watching the inbox" in r.getMessage() for r in caplog.records) == 1
+    (inbox / "new.py").write_text("x = 1\n")  # and by the new observer
+    wait_for(lambda: "new.py" in got.names(), 10, "new.py to be reported")
 
 
 def test_a_missing_inbox_is_one_clear_error(tmp_path: Path, polling: bool) -> None:

@@ -4,9 +4,18 @@ Threads: the watchdog observer (plus its settle and rescan helpers) only enqueue
 worker threads claim, render (each render is a child process) and publish; the main
 thread handles signals, sd_notify and the status file. Signal handlers only set flags.
 
+A result that cannot be filed (disk full, done/ or failed/ deleted or unwritable) stays
+in processing/ and the main thread tries again with back-off (`RETRY_FIRST` doubling up
+to `RETRY_MAX` seconds): a claim whose publish plan is written is rolled forward (its
+outputs are staged, nothing is rendered again), one without a plan goes back to the
+inbox. One log line when that starts and when the error changes, not one per try.
+
 Shutdown, in order: stop intake (observer off, queue closed), let running renders finish
 for `daemon.shutdown_grace` seconds (a second SIGTERM cuts this short), cancel what is
-still running and put those sources back in the inbox, release the lock, exit 0.
+still running and put those sources back in the inbox, release the lock, exit 0. Every
+wait is bounded: a thread still waiting for a warm worker to import Manim is woken by
+shutting the pool, and what is still running after `STOP_WAIT` is logged and left
+(processing/ is settled at the next start).
 """
 
 from __future__ import annotations
@@ -33,6 +42,9 @@ from .render import prewarm, render_job
 log = logging.getLogger(__name__)
 
 STATUS_NAME = ".watcher.status.json"  # in processing/, read by `watcher status`
+RETRY_FIRST = 1.0  # seconds before a result that could not be filed is tried again; doubles
+RETRY_MAX = 60.0
+STOP_WAIT = 2.0  # seconds cancelled renders get to stop and be put back before the pool is shut
 
 
 class Daemon:
@@ -50,6 +62,8 @@ class Daemon:
         self._counts = collections.Counter[str]()
         self._lock = threading.Lock()
         self._workers: list[threading.Thread] = []
+        self._held: dict[Path, tuple[Claimed, float]] = {}  # claims not filed yet -> when to try again
+        self._backoff: dict[str, tuple[float, str]] = {}  # name -> (last delay, last error) until filed
         self._started = time.time()
 
     # -- main thread ----------------------------------------------------------------
@@ -98,8 +112,9 @@ class Daemon:
     def _main_loop(self, watcher: InboxWatcher) -> None:
         ping = sdnotify.watchdog_interval()
         tick = min(ping or 2.0, 2.0)
+        wait = tick
         while not self._stop_requests:
-            self._wake.wait(tick)
+            self._wake.wait(wait)
             self._wake.clear()
             if self._reload_requested:
                 self._reload_requested = False
@@ -107,9 +122,13 @@ class Daemon:
             if not watcher.alive and not self._stop_requests:
                 log.error("the inbox observer stopped; restarting it")
                 watcher.stop()
-                watcher.start()
-            if ping and watcher.alive:
+                try:
+                    watcher.start()
+                except WatcherError as e:
+                    log.error("%s; trying again", e)
+            if ping and watcher.alive:  # also while a missing inbox is waited for: that is no hang
                 sdnotify.watchdog_ping()
+            wait = min(tick, self._retry_held())
             self._publish_status()
 
     def _shutdown(self, watcher: InboxWatcher) -> None:
@@ -129,10 +148,24 @@ class Daemon:
         if any(t.is_alive() for t in self._workers):
             log.warning("cancelling %d running render(s); their sources go back to the inbox", len(self._running))
             self._cancel.set()
-            for t in self._workers:
-                t.join()
-        texseed.stop()
+        # texseed.stop() cancels the glyph build and waits for it: in a thread, so that the wait is ours to bound.
+        glyphs = threading.Thread(target=texseed.stop, name="texseed-stop", daemon=True)
+        glyphs.start()
+        left = _join([*self._workers, glyphs], STOP_WAIT)
+        if left:
+            # A render (or the glyph build) waiting for a warm worker that is still importing
+            # Manim sees no cancel until the import ends, which on a loaded machine can take
+            # up to pool.READY_TIMEOUT. Shutting the pool wakes it (and starts no new worker).
+            pool.get_pool().shutdown()
+            left = _join(left, STOP_WAIT)
+        if left:
+            names = ", ".join(t.name for t in left)
+            log.warning("exiting with %s still running; the next start settles what is in processing/", names)
         pool.shutdown()
+        with self._lock:
+            held = len(self._held)
+        if held:
+            log.warning("%d result(s) could not be filed; they stay in processing/ for the next start", held)
         self._publish_status(stopped=True)
         log.info("stopped (%s)", self._count_text())
 
@@ -252,23 +285,79 @@ class Daemon:
                     back = self.layout.requeue(claimed)
                     log.info("%s: cancelled by shutdown; put back as %s", claimed.name, back)
                     return
-                self._file(claimed, result.ok, result.videos, result.record, started)
+                self._file(claimed, result.ok, result.videos, result.record, started, result.suffixes)
+            with self._lock:
+                self._backoff.pop(claimed.name, None)
         except OSError as e:
-            # Disk full or a folder gone: keep the input. It goes back to the inbox and is
-            # retried at the next rescan; if even that fails it stays in processing/ for
-            # recovery at the next start.
-            log.error("%s: cannot file the result (%s); keeping the source", claimed.name, e)
-            with contextlib.suppress(OSError):
-                self.layout.requeue(claimed)
+            # Disk full, or a folder gone or unwritable: keep the input, and the staged
+            # result if the publish got that far, for _retry_held.
+            self._hold(claimed, e)
         finally:
             with self._lock:
                 self._running.pop(claimed.path, None)
 
-    def _file(self, claimed: Claimed, ok: bool, videos: list[Path], record: ErrorRecord | None, started: float) -> None:
+    def _hold(self, claimed: Claimed, error: OSError) -> None:
+        """Keep a claim whose result could not be filed; `_retry_held` tries again after a back-off."""
+        reason = error.strerror or str(error)  # the state; the path in `error` changes with each file
+        with self._lock:
+            delay, last = self._backoff.get(claimed.name, (0.0, None))
+            delay = min(max(2 * delay, RETRY_FIRST), RETRY_MAX)
+            self._backoff[claimed.name] = (delay, reason)
+            self._held[claimed.path] = (claimed, time.monotonic() + delay)
+        self._wake.set()  # the main loop sleeps until the first retry is due, not a whole tick
+        if reason != last:
+            log.error(
+                "%s: cannot file the result (%s); keeping it in %s and trying again",
+                claimed.name,
+                error,
+                claimed.path.parent,
+            )
+        else:
+            log.debug("%s: still cannot file the result (%s); next try in %.0f s", claimed.name, reason, delay)
+
+    def _retry_held(self) -> float:
+        """Try to file the held claims that are due (main thread); returns seconds until the next is."""
+        now = time.monotonic()
+        with self._lock:
+            due = [claimed for claimed, when in self._held.values() if when <= now]
+            for claimed in due:
+                del self._held[claimed.path]
+        folders = self.layout.folders
+        for claimed in due:
+            for folder in (folders.done, folders.failed):
+                with contextlib.suppress(OSError):
+                    folder.mkdir(exist_ok=True)  # ours, made at start: one deleted since is made again
+            try:
+                # A claim with a written plan is published where the plan says (its outputs
+                # are staged: nothing is rendered again); one without goes back to the inbox.
+                path = self.layout.requeue(claimed)
+            except OSError as e:
+                self._hold(claimed, e)
+                continue
+            if path.parent == folders.inbox:  # rendered again when claimed; a back-off continues
+                log.info("%s: put back in the inbox as %s", claimed.name, path.name)
+                continue
+            self._count("done" if path.parent == folders.done else "failed")
+            with self._lock:
+                self._backoff.pop(claimed.name, None)
+            log.info("%s: filed after all -> %s", claimed.name, path)
+        with self._lock:
+            due_next = min((when for _, when in self._held.values()), default=now + RETRY_MAX)
+        return max(0.0, due_next - time.monotonic())
+
+    def _file(
+        self,
+        claimed: Claimed,
+        ok: bool,
+        videos: list[Path],
+        record: ErrorRecord | None,
+        started: float,
+        suffixes: list[str] | None = None,
+    ) -> None:
         """Publish one outcome and log the job's one-line result."""
         if ok:
             try:
-                paths = self.layout.publish_done(claimed, videos)
+                paths = self.layout.publish_done(claimed, videos, suffixes or None)
             except WatcherError as e:  # a video the scene swapped for a link after verification
                 record = ErrorRecord(claimed.name, "render", "InvalidVideo", str(e))
             else:
@@ -280,6 +369,14 @@ class Daemon:
         self._count("failed")
         elapsed = time.monotonic() - started
         log.warning("%s: failed in %.2f s (%s) -> %s", claimed.name, elapsed, _brief(record), paths[0])
+
+
+def _join(threads: list[threading.Thread], timeout: float) -> list[threading.Thread]:
+    """Join each thread until one deadline; returns those still alive."""
+    deadline = time.monotonic() + timeout
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    return [t for t in threads if t.is_alive()]
 
 
 def _brief(record: ErrorRecord) -> str:

@@ -18,6 +18,13 @@ queue overflows: `start()` scans once, and a thread rescans every `daemon.rescan
 seconds. Handlers only hand paths to `on_ready` (which must be quick: enqueue) and log any
 exception, so nothing can kill the observer. The same path may be reported more than
 once; `JobQueue` de-duplicates.
+
+An inotify watch follows the directory, not its name: once the inbox is deleted, or
+renamed away and replaced, the observer watches nothing (or the old directory) and never
+says so. A guard thread compares the inbox's (st_dev, st_ino) with the watched one every
+`GUARD_INTERVAL` seconds, and at once when the observer reports the inbox deleted. While
+the inbox is missing it logs one warning and waits; once a directory is there again it
+restarts the observer on it, logs that, and rescans.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import errno
 import fnmatch
 import logging
 import os
+import stat
 import threading
 import time
 from collections import deque
@@ -35,6 +43,7 @@ from typing import Generic, TypeVar
 
 from watchdog.events import (
     DirCreatedEvent,
+    DirDeletedEvent,
     DirMovedEvent,
     FileClosedEvent,
     FileClosedNoWriteEvent,
@@ -66,6 +75,7 @@ InotifyMoveEventGrouper.delay = 0.02
 # Hidden files, editor backups and swap files, partial downloads, emacs autosaves.
 IGNORED_PATTERNS = (".*", "*~", "*.tmp", "*.part", "*.swp", "#*#")
 HOLD_LIMIT = 300.0  # seconds a file held open by a writer may delay its stability check
+GUARD_INTERVAL = 0.5  # seconds between checks that the inbox is still the directory watched (one stat)
 _EVENTS = [
     FileOpenedEvent,  # a writer has it open: wait for the close
     FileClosedEvent,
@@ -76,6 +86,7 @@ _EVENTS = [
     FileMovedEvent,
     DirCreatedEvent,  # a directory named x.py: reported, so that ingest moves it aside
     DirMovedEvent,
+    DirDeletedEvent,  # the inbox itself deleted: the guard re-checks at once
 ]
 
 
@@ -103,6 +114,11 @@ class InboxWatcher:
         self._on_ready = on_ready
         self._settler = _Settler(settings.settle_time, self._emit)
         self._observer: BaseObserver | None = None
+        self._watched: tuple[int, int] | None = None  # the inbox's (st_dev, st_ino) the observer is on
+        self._problem: str | None = None  # why the inbox cannot be watched again, once logged
+        self._lock = threading.Lock()  # one observer (re)start at a time: guard, tests, stop()
+        self._guard: threading.Thread | None = None
+        self._recheck = threading.Event()  # wakes the guard before its interval
         self._rescanner: threading.Thread | None = None
         self._stopping = threading.Event()
 
@@ -112,8 +128,74 @@ class InboxWatcher:
         Raises:
             WatcherError: the inbox cannot be watched (missing, or inotify limits reached).
         """
-        if self._observer is not None:
+        if self._guard is not None:
             raise RuntimeError("InboxWatcher is already started")
+        self._stopping.clear()
+        self._recheck.clear()
+        with self._lock:
+            self._watched = _identity(self.inbox)
+            self._observer = self._start_observer()
+            self._problem = None
+        self._settler.start()
+        if scan:
+            self.rescan()
+        self._guard = threading.Thread(target=self._guard_loop, name="inbox-guard", daemon=True)
+        self._guard.start()
+        if self.settings.rescan_interval > 0:
+            self._rescanner = threading.Thread(target=self._rescan_loop, name="inbox-rescan", daemon=True)
+            self._rescanner.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the observer and the helper threads; nothing is reported afterwards."""
+        self._stopping.set()
+        self._recheck.set()
+        if self._guard is not None:
+            self._guard.join(timeout)
+            self._guard = None
+        with self._lock:
+            self._stop_observer(timeout)
+        self._settler.stop(timeout)
+        if self._rescanner is not None:
+            self._rescanner.join(timeout)
+            self._rescanner = None
+
+    @property
+    def alive(self) -> bool:
+        """True while the inbox is watched, or missing and waited for (for a health check)."""
+        guard, observer = self._guard, self._observer
+        if guard is None or not guard.is_alive():
+            return False
+        return observer is None or observer.is_alive()  # no observer: the guard waits for the inbox
+
+    def check(self) -> None:
+        """Watch the inbox again if it was deleted or replaced; the guard thread calls this.
+
+        Logs one warning when the inbox goes missing and one line when it is watched again
+        (then rescans it), however often it is called in between.
+        """
+        with self._lock:
+            found = _identity(self.inbox)
+            if found is not None and found == self._watched:
+                return
+            if self._watched is not None:  # the observer is on a deleted or a replaced directory
+                self._stop_observer()
+                self._watched = None
+                if found is None:
+                    log.warning("the inbox %s is gone; waiting for it to come back", self.inbox)
+            if found is None:
+                return
+            try:
+                self._observer = self._start_observer()
+            except WatcherError as e:
+                if str(e) != self._problem:
+                    log.error("%s; trying again every %g s", e, GUARD_INTERVAL)
+                    self._problem = str(e)
+                return
+            self._watched, self._problem = found, None
+            log.info("watching the inbox %s again", self.inbox)
+        self.rescan()
+
+    def _start_observer(self) -> BaseObserver:
         if self.settings.polling:
             observer: BaseObserver = PollingObserver(timeout=self.settings.poll_interval)
         else:
@@ -125,31 +207,24 @@ class InboxWatcher:
             limits = e.errno in (errno.ENOSPC, errno.EMFILE)  # inotify watch or instance limit
             hint = "; raise the inotify limits or set daemon.polling: true" if limits else ""
             raise WatcherError(f"cannot watch {self.inbox}: {e.strerror or e}{hint}")
-        self._observer = observer
-        self._stopping.clear()
-        self._settler.start()
-        if scan:
-            self.rescan()
-        if self.settings.rescan_interval > 0:
-            self._rescanner = threading.Thread(target=self._rescan_loop, name="inbox-rescan", daemon=True)
-            self._rescanner.start()
+        return observer
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop the observer and the helper threads; nothing is reported afterwards."""
-        self._stopping.set()
+    def _stop_observer(self, timeout: float = 5.0) -> None:
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(timeout)
             self._observer = None
-        self._settler.stop(timeout)
-        if self._rescanner is not None:
-            self._rescanner.join(timeout)
-            self._rescanner = None
 
-    @property
-    def alive(self) -> bool:
-        """True while the observer thread runs (for a health check)."""
-        return self._observer is not None and self._observer.is_alive()
+    def _guard_loop(self) -> None:
+        while True:
+            self._recheck.wait(GUARD_INTERVAL)
+            self._recheck.clear()
+            if self._stopping.is_set():
+                return
+            try:
+                self.check()
+            except Exception:
+                log.exception("inbox check failed")
 
     def __enter__(self) -> InboxWatcher:
         self.start()
@@ -188,6 +263,8 @@ class InboxWatcher:
                         except FileNotFoundError:
                             continue
                         found.append((st.st_mtime_ns, entry.name, Path(entry.path)))
+        except FileNotFoundError:
+            pass  # the guard warns about a missing inbox, once
         except OSError as e:
             log.error("cannot scan the inbox %s: %s", self.inbox, e.strerror)
         found.sort()
@@ -219,6 +296,8 @@ class InboxWatcher:
         elif kind == "closed_no_write":
             self._settler.release(src)
         elif kind == "deleted":
+            if src == self.inbox:
+                self._recheck.set()
             self._settler.discard(src)
 
     def _wanted(self, path: Path) -> bool:
@@ -343,6 +422,15 @@ class _Settler:
                         self.add(path, now_sig)  # still changing: wait again
                 except Exception:
                     log.exception("%s: stability check failed", path.name)
+
+
+def _identity(folder: Path) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of a directory; None if there is none at that path."""
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
 
 
 def _signature(path: Path) -> tuple[int, ...] | None:

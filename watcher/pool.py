@@ -182,9 +182,15 @@ class Zygote:
 
     def close(self) -> None:
         """Stop the zygote: it exits when its socket closes; SIGKILL it if it does not."""
+        # shutdown() first: a thread blocked reading this socket (wait_ready, for up to
+        # READY_TIMEOUT) gets EOF now; close() alone would not wake it.
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
         try:
-            self.proc.wait(2 if not self.broken else 0.1)
+            # One that has not said it is ready is still importing (it notices the closed
+            # socket only after that) and has no child yet: nothing is lost by killing it.
+            self.proc.wait(2 if self.ready and not self.broken else 0.1)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
