@@ -161,3 +161,25 @@ def test_unreadable_sources_fail_with_an_ingest_record(tmp_path: Path, bad: str)
     outcome = summary.outcomes[0]
     assert outcome.status == "failed" and outcome.record is not None and outcome.record.phase == "ingest"
     assert (tmp_path / "out" / "x.error.json").exists()
+
+
+def test_stills_and_scenes_rendered_before_a_failure_are_filed(tmp_path: Path):
+    still = "from manim import *\n\n\nclass Title(Scene):\n    def construct(self):\n        self.add(Text('hi'))\n"
+    broken = (
+        "from manim import *\n\n\nclass A(Scene):\n    def construct(self):\n"
+        "        self.play(FadeIn(Dot()), run_time=0.2)\n"
+        "\n\nclass B(Scene):\n    def construct(self):\n        1 / 0\n"
+    )
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "still.py").write_text(still)
+    (src / "broken.py").write_text(broken)
+    settings = load_config(None, [f"folders.work={tmp_path / 'work'}", "render.scene=all"])
+    summary = run_batch(sorted(src.glob("*.py")), settings, tmp_path / "out")
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["broken.A.mp4", "broken.error.json", "broken.meta.json", "still.meta.json", "still.png"]
+    assert (summary.count("rendered"), summary.images, summary.to_dict()["images"]) == (1, 1, 1)
+    meta = json.loads((tmp_path / "out" / "still.meta.json").read_text())
+    assert [(v["suffix"], v["kind"], v["width"]) for v in meta["videos"]] == [(".png", "image", 854)]
+    record = json.loads((tmp_path / "out" / "broken.error.json").read_text())
+    assert record["type"] == "ZeroDivisionError" and record["message"].startswith("in scene B:")

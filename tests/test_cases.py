@@ -3,8 +3,8 @@ expected outcome, rendered for real through `render_job`. A new case needs no Py
 
 Keys: description, scene (inline source) or scene_file (path from the repo root),
 config (dotted overrides), expect: status (done|failed) and, optionally, phase, type,
-line, column, message/hint/excerpt (regex), signal, videos (count), width, height,
-max_seconds (wall-clock bound for the whole job).
+line, column, message/hint/excerpt (regex), signal, videos (count of outputs), kinds
+(video|image per output), width, height, max_seconds (wall-clock bound for the whole job).
 """
 
 from __future__ import annotations
@@ -55,8 +55,10 @@ def test_case(path: Path, tmp_path: Path):
         if result.ok:
             assert len(result.videos) == expect.get("videos", 1)
             assert all(v.is_file() for v in result.videos)
+            if "kinds" in expect:  # "video" (an MP4) or "image" (a still scene's PNG), in scene order
+                assert [info.kind for info in result.info] == expect["kinds"]
             for info in result.info:
-                assert info.frames >= 1 and info.duration > 0
+                assert info.frames >= 1 and (info.duration > 0 or info.kind == "image")
                 if "width" in expect:
                     assert (info.width, info.height) == (expect["width"], expect["height"])
         else:

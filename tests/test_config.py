@@ -30,7 +30,7 @@ def test_empty_file_gives_defaults_with_folders_beside_it(tmp_path: Path):
     cfg.write_text("")
     s = load_config(cfg)
     assert s.folders.inbox == tmp_path / "inbox"
-    assert s.render.timeout == 60 and s.validation.enabled
+    assert s.render.timeout == 300 and s.validation.enabled
 
 
 def test_settings_are_frozen():

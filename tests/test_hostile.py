@@ -47,7 +47,8 @@ tests/test_layout.py, without their `test_` prefix):
                                  daemon:sigkill_during_a_render_then_restart_files_it_once
  29 disk full                    test_r29_disk_full_keeps_the_input
  30 crashes the renderer         test_r30_poison_after_max_attempts_through_the_daemon
- 31-36 (the LaTeX cache, parity and scale-out rows: not built yet)
+ 31, 32, 34-36 (the LaTeX cache, max_scenes and scale-out rows: not built yet)
+ 33 host paths in a message      test_r33_host_paths_in_messages_are_shown_in_the_users_terms [p]
  37 out/ swapped for a link      test_r37_an_output_folder_swapped_for_a_link_is_not_followed [p];
                                  test_r37_r38_r39_hostile_job_directories_through_the_daemon
  38 result.json FIFO, link, ...  test_scene_row[r38-result_*|video_fifo] [p]; the daemon test above
@@ -523,6 +524,13 @@ def test_r37_an_output_folder_swapped_for_a_link_is_not_followed(policy: bool, t
     assert [p.name for p in host.iterdir()] == ["video-1.mp4"]
 
 
+def test_r33_host_paths_in_messages_are_shown_in_the_users_terms(policy: bool, work_dir: Path):
+    body = "raise RuntimeError(f'{os.getcwd()}|{os.path.abspath(\"hostile.py\")}|{sys.prefix}|{sys.executable}')"
+    record = render(work_dir, hostile(body), policy).record
+    assert record.message.split("|") == ["<job>", "hostile.py", "<python>", "<python>/bin/python"], record.message
+    assert str(work_dir) not in record.to_json() and sys.prefix not in record.to_json()
+
+
 def test_r40_the_session_keyring_is_fresh_and_empty(policy: bool, tmp_path: Path):
     # This process plays the daemon: a key that only its session keyring's possessor may read.
     import ctypes
@@ -927,13 +935,14 @@ HERE = {
     25: "test_r22_r24_r25_bad_inbox_files_through_the_daemon",
     29: "test_r29_disk_full_keeps_the_input",
     30: "test_r30_poison_after_max_attempts_through_the_daemon",
+    33: "test_r33_host_paths_in_messages_are_shown_in_the_users_terms",
     37: "test_r37_an_output_folder_swapped_for_a_link_is_not_followed",
     40: "test_r40_the_session_keyring_is_fresh_and_empty",
     41: "test_r41_no_render_as_root_when_the_user_layer_cannot_apply",
     42: "test_r42_a_huge_message_makes_a_small_record_and_the_parent_stays_flat",
     44: "test_r44_published_videos_do_not_belong_to_the_render_user",
 }
-ROWS_BUILT = set(range(1, 31)) | set(range(37, 45))  # 31-36 come with the cache, parity and scale-out work
+ROWS_BUILT = set(range(1, 31)) | {33} | set(range(37, 45))  # 31, 32, 34-36: the cache and scale-out work
 
 
 def test_every_row_has_a_test():

@@ -16,7 +16,8 @@ Beside each result, `<stem>.meta.json` remembers the last render attempt:
 
     key          sha256 of source bytes + effective render settings + Manim version
     ok           whether that attempt rendered (false: `<stem>.error.json` says why)
-    videos       [{suffix, scene, width, height, duration, frames, fps}]: the MP4s in
+    videos       [{suffix, scene, width, height, duration, frames, fps, kind}]: the MP4s
+                 (kind "video") and still scenes' PNGs (kind "image") in
                  place, `<stem><suffix>` (absent until a render succeeds)
     render_seconds, rendered_at, settings, versions: the render that made those MP4s
 
@@ -114,10 +115,25 @@ class BatchSummary:
     def ok(self) -> bool:
         return not self.interrupted and not self.count("failed")
 
+    @property
+    def videos(self) -> int:
+        """MP4s written by the scenes that rendered."""
+        return self._outputs(".mp4")
+
+    @property
+    def images(self) -> int:
+        """PNGs written by still scenes (they never animate: their last frame, as manim writes it)."""
+        return self._outputs(".png")
+
+    def _outputs(self, suffix: str) -> int:
+        return sum(p.suffix == suffix for o in self.outcomes if o.status == "rendered" for p in o.outputs)
+
     def to_dict(self) -> dict[str, Any]:
         by_phase = self.failed_by_phase
         return {
             "rendered": self.count("rendered"),
+            "videos": self.videos,
+            "images": self.images,
             "failed": self.count("failed"),
             "failed_by_phase": by_phase,
             "timed_out": by_phase.get("timeout", 0),
@@ -219,7 +235,7 @@ def run_batch(
             if result.cancelled:
                 return JobOutcome(path, "cancelled", result.duration)
             key = content_key(source, settings) if isinstance(source, bytes) else None
-            items = _result_items(result, key, path.name, settings, previous=None)
+            items = _result_items(result, key, path.name, settings, previous=None) + _kept_items(result)
             outputs = publish(out_dir, path.stem, items, source=path if move else None)
         return _outcome(path, result, outputs)
 
@@ -265,6 +281,11 @@ def run_rerender(
             outputs = replace(folder, stem, items)
         if result.ok:
             _remove(folder / (stem + ERROR_SUFFIX))
+            # What the previous render wrote and this one did not (a still that now animates
+            # leaves no PNG beside its new MP4).
+            stale = {".mp4", ".png", *(v["suffix"] for v in sidecar_videos(previous))} - set(result.suffixes)
+            for suffix in stale:
+                _remove(folder / (stem + suffix))
             return _outcome(path, result, outputs, note="replaced the previous MP4" if had_video else "")
         return _outcome(path, result, outputs, note="kept the previous MP4" if had_video else "")
 
@@ -366,6 +387,8 @@ def _result_items(
             "rendered_at": _utc_now(),
             "render_seconds": round(result.duration, 3),
             "settings": settings.render_summary(),
+            # Set by the scene at module level and replaced by the render settings (README: differences from manim).
+            "overridden": result.overridden,
             "versions": versions(),
             "videos": [
                 {"suffix": suffix, "scene": scene, **dataclasses.asdict(info)}
@@ -379,6 +402,11 @@ def _result_items(
     meta = {**(previous or {}), "schema": META_SCHEMA, "source": name, "key": key, "ok": False}
     meta.update(error=ERROR_SUFFIX, failed_at=_utc_now())
     return [(ERROR_SUFFIX, result.record.to_json().encode()), (META_SUFFIX, _json_bytes(meta))]
+
+
+def _kept_items(result: RenderResult) -> list[Item]:
+    """The outputs of the scenes of a failed file that rendered before the failure (`x.Intro.mp4`)."""
+    return [] if result.ok else list(zip(result.suffixes, result.videos, strict=True))
 
 
 def _outcome(path: Path, result: RenderResult, outputs: list[Path], note: str = "") -> JobOutcome:
@@ -397,8 +425,9 @@ def _up_to_date(folder: Path, stem: str, meta: dict[str, Any] | None, key: str) 
 
 
 def _has_video(folder: Path, stem: str, meta: dict[str, Any] | None) -> bool:
-    """Whether an MP4 of this source is in place (the sidecar names them; the daemon files `<stem>.mp4`)."""
-    suffixes = {".mp4", *(v["suffix"] for v in sidecar_videos(meta))}
+    """Whether an MP4 (or a still's PNG) of this source is in place (the sidecar names them; the daemon
+    files `<stem>.mp4` or `<stem>.png`)."""
+    suffixes = {".mp4", ".png", *(v["suffix"] for v in sidecar_videos(meta))}
     return any((folder / (stem + s)).is_file() for s in suffixes)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import sandbox
-from .config import Render
+from .config import ENFORCED_SETTINGS, Render
 from .errors import CAPS, cap_text, excerpt
 
 # Programs Manim runs; a FileNotFoundError naming one is the host's fault, not the scene's.
@@ -86,6 +86,8 @@ def run(spec: dict[str, Any], job_dir: Path) -> dict[str, Any]:
     render = Render(**spec["render"])
     scene_path = str(job_dir / spec["filename"])
     phase = "environment"
+    current = ""  # the scene being rendered
+    outputs: list[dict[str, str]] = []  # those rendered so far
     try:
         import manim
         from manim import tempconfig
@@ -95,38 +97,63 @@ def run(spec: dict[str, Any], job_dir: Path) -> dict[str, Any]:
         module = types.ModuleType("scene")
         module.__file__ = scene_path
         sys.modules["scene"] = module
+        before = _enforced(manim.config)
         exec(compile(source, scene_path, "exec"), module.__dict__)
+        after = _enforced(manim.config)
+        # Set at module level, then replaced by the render settings (tempconfig below).
+        overridden = {key: value for key, value in after.items() if value != before[key]}
 
         phase = "render"
-        videos = []
-        for scene_name, output in zip(spec["scenes"], spec["outputs"], strict=True):
+        outputs: list[dict[str, str]] = []
+        for i, (scene_name, output) in enumerate(zip(spec["scenes"], spec["outputs"], strict=True)):
+            current = scene_name
+            if i:  # render.timeout applies to each scene of a file, the first one with the import
+                signal.setitimer(signal.ITIMER_REAL, render.timeout, ALARM_REPEAT)
             cls = module.__dict__.get(scene_name)
             if not (isinstance(cls, type) and issubclass(cls, manim.Scene)):
                 raise TypeError(f"{scene_name} is not a Manim Scene subclass at run time")
-            with tempconfig(manim_options(job_dir / "media", job_dir / "out", output, render.quality)):
+            with tempconfig(manim_options(job_dir / "media", job_dir / "out", output, render.quality, render.still)):
                 scene = cls()
                 scene.render()
-                movie = Path(scene.renderer.file_writer.movie_file_path)
-            videos.append(str(movie))
-        return {"ok": True, "videos": videos}
+                # A scene that never animated leaves its last frame as a PNG (render.still: png).
+                kind = "video" if scene.renderer.num_plays else "image"
+            outputs.append({"scene": scene_name, "output": output, "kind": kind})
+        return {"ok": True, "outputs": outputs, "overridden": overridden}
     except SceneTimeout as exc:
         _stop_alarm()
         # Where the scene was when time ran out is the most useful line to report.
         record = describe(exc, phase, scene_path, spec["filename"], job_dir)
-        return {"ok": False, "record": {**record, **_timeout_record(spec, render)}}
+        return {"ok": False, "record": {**record, **_timeout_record(spec, render, current)}, "outputs": outputs}
     except BaseException as exc:  # noqa: BLE001 - everything a scene raises becomes a record
         _stop_alarm()
-        return {"ok": False, "record": describe(exc, phase, scene_path, spec["filename"], job_dir)}
+        record = describe(exc, phase, scene_path, spec["filename"], job_dir)
+        if len(spec["scenes"]) > 1 and current:
+            record["message"] = f"in scene {current}: {record['message']}"
+        return {"ok": False, "record": record, "outputs": outputs}
 
 
-def manim_options(media_dir: Path, video_dir: Path, output: str, quality: str) -> dict[str, Any]:
-    """Manim's config for one render: our folders, our output name, no cache, no prompts, no phoning out."""
+def _enforced(config: Any) -> dict[str, Any]:
+    values = {}
+    for key in ENFORCED_SETTINGS:
+        value = config[key]
+        values[key] = value if isinstance(value, int | float) else str(getattr(value, "value", value))
+    return values
+
+
+def manim_options(media_dir: Path, video_dir: Path, output: str, quality: str, still: str = "png") -> dict[str, Any]:
+    """Manim's config for one render: our folders, our output name, no cache, no prompts, no phoning out.
+
+    With `still` png, the format is Manim's automatic one: an MP4, or for a scene with no
+    play calls its last frame as `<output>.png`, as `manim` does on the command line.
+    """
     return {
         "media_dir": str(media_dir),
         "video_dir": str(video_dir),
+        "images_dir": str(video_dir),
         "output_file": output,
         "quality": quality,
-        "format": "mp4",
+        "format": "auto" if still == "png" else "mp4",
+        "renderer": "cairo",
         "write_to_movie": True,
         "disable_caching": True,
         "progress_bar": "none",
@@ -136,11 +163,12 @@ def manim_options(media_dir: Path, video_dir: Path, output: str, quality: str) -
     }
 
 
-def _timeout_record(spec: dict[str, Any], render: Render) -> dict[str, Any]:
+def _timeout_record(spec: dict[str, Any], render: Render, scene: str = "") -> dict[str, Any]:
+    which = f"scene {scene}" if scene and len(spec["scenes"]) > 1 else "the scene"
     return {
         "phase": "timeout",
         "type": "RenderTimeout",
-        "message": f"the scene ran longer than render.timeout = {render.timeout:g} s",
+        "message": f"{which} ran longer than render.timeout = {render.timeout:g} s",
         "hint": "shorten the animation (fewer or shorter run_time values) or raise render.timeout",
     }
 
@@ -163,8 +191,10 @@ def describe(exc: BaseException, phase: str, scene_path: str, filename: str, job
         record["column"] = colno + 1 if colno is not None else None
     if isinstance(exc, SyntaxError) and exc.filename == scene_path:
         record["line"], record["column"] = exc.lineno, exc.offset
+    source = ""
     try:
-        record["excerpt"] = excerpt(Path(scene_path).read_text(encoding="utf-8-sig"), record.get("line"))
+        source = Path(scene_path).read_text(encoding="utf-8-sig")
+        record["excerpt"] = excerpt(source, record.get("line"))
     except OSError:
         pass
 
@@ -193,13 +223,14 @@ def describe(exc: BaseException, phase: str, scene_path: str, filename: str, job
         if record["latex"] and record["latex"]["errors"]:
             first = record["latex"]["errors"][0].splitlines()[0].lstrip("! ")
             record["message"] = f"LaTeX could not typeset an expression: {first}"
-        record["hint"] = "check the TeX string: use a raw string r'...' for backslashes and balanced braces"
-    elif "has no play calls" in text:
-        record["hint"] = "a scene must animate at least once: add self.play(...) or self.wait() to construct()"
-    elif isinstance(exc, NameError):
-        record["hint"] = "is the name spelled right and imported? `from manim import *` brings Manim's names"
-    elif isinstance(exc, (AttributeError, TypeError)) and phase == "render":
-        record["hint"] = "check the call against the Manim Community 0.22 API"
+    if "hint" not in record and record["phase"] in ("import", "render"):
+        from . import hints  # pure; only here, where a scene failed
+
+        hint, suggestion = hints.explain(exc, phase, hints.scene_namespace(scene_path), record, source)
+        if hint:
+            record["hint"] = hint
+        if suggestion:
+            record["suggestion"] = suggestion
     return record
 
 

@@ -406,7 +406,7 @@ def job_line(o: JobOutcome) -> str:
         parts.append(f"{r.phase}: {r.type}{where}: {message}")
         if o.outputs:
             parts.append(f"-> {_shown(o.outputs[0])}")
-    elif videos := [_shown(p) for p in o.outputs if p.suffix == ".mp4"]:
+    elif videos := [_shown(p) for p in o.outputs if p.suffix in (".mp4", ".png")]:
         parts.append("-> " + ", ".join(videos))
     if o.note:
         parts.append(f"({o.note})")
@@ -453,7 +453,10 @@ def summary_table(summary: BatchSummary, title: str) -> Table:
     failed = str(summary.count("failed"))
     if summary.failed_by_phase:
         failed += " (" + ", ".join(f"{p} {n}" for p, n in sorted(summary.failed_by_phase.items())) + ")"
-    table.add_row("rendered", str(summary.count("rendered")))
+    rendered = str(summary.count("rendered"))
+    if summary.images:  # still scenes: their last frame as a PNG
+        rendered += f" ({summary.videos} MP4, {summary.images} PNG)"
+    table.add_row("rendered", rendered)
     table.add_row("failed", Text(failed))
     table.add_row("timed out", str(summary.failed_by_phase.get("timeout", 0)))
     if summary.count("skipped"):

@@ -19,6 +19,17 @@ import yaml
 
 from .errors import ConfigError
 
+# Manim settings a scene may set at module level that the render settings replace (quality,
+# frame rate, renderer); `meta.json` lists those a scene had set ("overridden").
+ENFORCED_SETTINGS = ("pixel_width", "pixel_height", "frame_rate", "renderer")
+# Manim's pixel size for each quality (manim.constants.QUALITIES), without importing Manim.
+RESOLUTIONS = {
+    "low_quality": (854, 480),
+    "medium_quality": (1280, 720),
+    "high_quality": (1920, 1080),
+    "production_quality": (2560, 1440),
+    "fourk_quality": (3840, 2160),
+}
 QUALITIES = {
     # Manim's own names, plus the CLI's one-letter flags as aliases.
     "low_quality": "low_quality",
@@ -96,7 +107,7 @@ class Folders:
 @dataclass(frozen=True)
 class Render:
     quality: str = "low_quality"
-    timeout: float = field(default=60.0, metadata=_min(0.1))
+    timeout: float = field(default=300.0, metadata=_min(0.1))
     grace: float = field(default=5.0, metadata=_min(0.0))
     memory_limit_mb: int = field(default=4096, metadata=_min(0))
     max_source_bytes: int = field(default=1_000_000, metadata=_min(1))
@@ -105,6 +116,8 @@ class Render:
     max_open_files: int = field(default=1024, metadata=_min(64))
     scene: str = "auto"
     warm_workers: bool = True
+    still: Literal["png", "fail"] = "png"  # a scene that never animates: its last frame as <name>.png, or a failure
+    max_scenes: int = field(default=20, metadata=_min(1))  # more Scene classes than this in one file: refused
 
 
 @dataclass(frozen=True)
@@ -112,6 +125,11 @@ class Validation:
     enabled: bool = True
     forbidden_calls: tuple[str, ...] = DEFAULT_FORBIDDEN_CALLS
     forbidden_imports: tuple[str, ...] = DEFAULT_FORBIDDEN_IMPORTS
+    # Names from older Manim or ManimGL (watcher.renames): error refuses the scene before a
+    # render with every occurrence listed, warn only reports them, off skips the check.
+    api_check: Literal["error", "warn", "off"] = "error"
+    # A generator's reply with the scene in a ```python fence: render the code in the fence.
+    extract_code: bool = True
 
 
 @dataclass(frozen=True)
@@ -174,6 +192,7 @@ class Settings:
             "grace": self.render.grace,
             "memory_limit_mb": self.render.memory_limit_mb,
             "scene": self.render.scene,
+            "still": self.render.still,
             "validation": self.validation.enabled,
             # "off" marks every record of a render that ran without isolation.
             "sandbox": self.sandbox.mode,

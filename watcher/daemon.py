@@ -365,7 +365,9 @@ class Daemon:
                 log.info("%s: done in %.2f s -> %s", claimed.name, time.monotonic() - started, paths[0])
                 return
         assert record is not None
-        paths = self.layout.publish_failed(claimed, record)
+        # A file of several scenes that failed part way: those that rendered go beside the record.
+        kept = list(zip(videos, suffixes, strict=True)) if suffixes and not ok else []
+        paths = self.layout.publish_failed(claimed, record, kept)
         self._count("failed")
         elapsed = time.monotonic() - started
         log.warning("%s: failed in %.2f s (%s) -> %s", claimed.name, elapsed, _brief(record), paths[0])

@@ -412,12 +412,19 @@ class Layout:
         with self._lock:
             return _run(self._publish_steps(claimed, "done", outputs))
 
-    def publish_failed(self, claimed: Claimed, record: ErrorRecord) -> list[Path]:
-        """File the error record (`x.error.json`), then the source, in failed/; returns the paths."""
+    def publish_failed(
+        self, claimed: Claimed, record: ErrorRecord, kept: list[tuple[Path, str]] | None = None
+    ) -> list[Path]:
+        """File the error record (`x.error.json`), then the source, in failed/; returns the paths.
+
+        `kept`: (file, suffix) of the outputs a file of several scenes rendered before it
+        failed (`x.Intro.mp4`); they go beside the record.
+        """
         if record.attempts is None and claimed.attempts:
             record = replace(record, attempts=claimed.attempts)
+        outputs: list[tuple[Path | ErrorRecord, str]] = [(record, ".error.json"), *(kept or [])]
         with self._lock:
-            return _run(self._publish_steps(claimed, "failed", [(record, ".error.json")]))
+            return _run(self._publish_steps(claimed, "failed", outputs))
 
     def requeue(self, claimed: Claimed) -> Path:
         """Put a claimed source back into the inbox (a unique name if a new file took its name).

@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import jobfs, layout, pool, sandbox, texseed
-from .config import QUALITIES, Settings, default_settings
-from .errors import PHASES, ErrorRecord, InvalidScene, RenderError, RenderTimeout, excerpt
+from .config import ENFORCED_SETTINGS, QUALITIES, RESOLUTIONS, Settings, default_settings
+from .errors import PHASES, ErrorRecord, InvalidScene, RenderError, RenderTimeout, cap_text, excerpt
 from .validate import check_scene, findings_record, validate_scene_code
 
 log = logging.getLogger(__name__)
@@ -52,17 +52,21 @@ MAX_RESULT_BYTES = 1 << 20
 
 @dataclass
 class VideoInfo:
+    """What verification found in one output: a video, or the image of a still scene."""
+
     width: int
     height: int
     duration: float
     frames: int
     fps: float
+    kind: str = "video"  # "video" (.mp4) or "image" (.png: a scene that never animates)
 
 
 @dataclass
 class RenderResult:
     """The outcome of one job. `videos` are verified copies the job cannot reach; they, and
-    the job directory, are removed when the `render_job` context exits."""
+    the job directory, are removed when the `render_job` context exits. A failed job of
+    several scenes keeps in `videos` those that rendered before the failure."""
 
     filename: str
     ok: bool
@@ -74,6 +78,7 @@ class RenderResult:
     duration: float = 0.0
     cancelled: bool = False
     workdir: Path | None = None  # the child's directory (hostile: read it only through watcher.jobfs)
+    overridden: dict[str, Any] = field(default_factory=dict)  # scene settings replaced by the render settings
 
 
 @contextlib.contextmanager
@@ -101,6 +106,10 @@ def render_job(
             yield RenderResult(filename, ok=False, record=record, duration=record.duration or 0.0)
             return
         scenes = check.selected
+        if check.source is not None:  # the code block of a Markdown reply (validation.extract_code)
+            lines = f"lines {check.extracted[0]}-{check.extracted[1]}" if check.extracted else "its code block"
+            log.info("%s: a Markdown reply: rendering %s", filename, lines)
+            source = check.source.encode("utf-8")  # other lines blanked: line numbers still match the file
     expect = sandbox.expected_layers(settings)  # the host check, once per process and settings
     job = jobfs.create(settings.folders.work, "job", Path(filename).stem)
     try:
@@ -154,7 +163,8 @@ def _run_child(
                 _prepare(job.path, source, filename, {**spec, "parent_pid": launcher.pid})
                 proc = launcher.start(job.path, sandbox.child_environment(job.path))
                 log.debug("%s: render child %d started (%s)", filename, proc.pid, type(launcher).__name__)
-                deadline = time.monotonic() + settings.render.timeout + settings.render.grace
+                # render.timeout applies to each scene of the file (the child restarts its alarm).
+                deadline = time.monotonic() + settings.render.timeout * len(scenes) + settings.render.grace
                 outcome, tail, returncode = supervise(proc, deadline, settings.render.max_log_bytes, cancel)
             break
         except pool.WorkerLost as e:
@@ -195,6 +205,7 @@ def _run_child(
                 problem = _collect_outputs(dir_fd, job, filename, scenes, outputs, settings, owners, result)
                 if problem is None:
                     result.ok = True
+                    result.overridden = _overridden(child.get("overridden"))
                     return result
                 record = {"phase": "render", "type": "InvalidVideo", "message": problem}
             else:
@@ -204,6 +215,8 @@ def _run_child(
                     "message": f"the render process exited with status {returncode} without producing a video",
                     "hint": "do not call sys.exit() or os._exit() in a scene",
                 }
+            if len(scenes) > 1 and outcome != "lost":  # the scenes that rendered before the failure are kept
+                _collect_outputs(dir_fd, job, filename, scenes, outputs, settings, owners, result, partial=True)
         finally:
             os.close(dir_fd)
     record.setdefault("type", "RenderError")
@@ -216,9 +229,45 @@ def _run_child(
         rec.signal = signal.Signals(-returncode).name
     if rec.excerpt is None and rec.line:
         rec.excerpt = excerpt(source.decode("utf-8-sig", errors="replace"), rec.line)
+    _in_user_terms(rec, job, filename, settings)
     _complete(rec, settings, started)
     result.record = rec
     return result
+
+
+def _in_user_terms(rec: ErrorRecord, job: jobfs.JobDir, filename: str, settings: Settings) -> None:
+    """Rewrite host paths in the record's text: the user knows their file, not our folders.
+
+    The scene's own copy becomes its file name, other paths in the job `<job>/...`, the
+    work folder `<work>`, Python's installation `<python>`.
+    """
+    replacements = [
+        (f"{job.path}/{filename}", filename),
+        (str(job.path), "<job>"),
+        (str(job.root), "<job>"),
+        (str(settings.folders.work), "<work>"),
+        *((prefix, "<python>") for prefix in sorted({sys.prefix, sys.base_prefix}, key=len, reverse=True)),
+    ]
+
+    def rewrite(text: str) -> str:
+        for old, new in replacements:
+            if old and len(old) > 1:
+                text = text.replace(old, new)
+        return text
+
+    rec.message = rewrite(rec.message)
+    rec.stderr_tail = rewrite(rec.stderr_tail)
+    if rec.hint:
+        rec.hint = rewrite(rec.hint)
+    if rec.latex:
+        rec.latex = {
+            key: [rewrite(v) for v in value]
+            if isinstance(value, list)
+            else rewrite(value)
+            if isinstance(value, str)
+            else value
+            for key, value in rec.latex.items()
+        }
 
 
 class Child(Protocol):
@@ -401,6 +450,17 @@ def _read_result(dir_fd: int, owners: set[int]) -> dict[str, Any]:
     return result
 
 
+def _overridden(data: Any) -> dict[str, Any]:
+    """The scene's module-level settings that the render settings replaced, as the child saw them."""
+    if not isinstance(data, dict):
+        return {}
+    return {
+        key: value if isinstance(value, int | float) else cap_text(str(value), 64)
+        for key, value in list(data.items())[:8]
+        if isinstance(key, str) and key in ENFORCED_SETTINGS and isinstance(value, int | float | str)
+    }
+
+
 def _killed_record(child: dict[str, Any], duration: float, settings: Settings) -> dict[str, Any]:
     """A job killed on the wall clock: its own timeout record if it wrote one in time."""
     record = child.get("record")
@@ -443,27 +503,65 @@ def _collect_outputs(
     settings: Settings,
     owners: set[int],
     result: RenderResult,
+    partial: bool = False,
 ) -> str | None:
-    """Copy each expected video out of the job into job.results and verify the copy.
+    """Copy each expected output out of the job into job.results and verify the copy.
 
-    Fills result.videos, .suffixes and .info; returns why the outputs are not acceptable,
-    or None. What is verified is what is published: the copy, which the job cannot reach.
+    An output is `out/<name>.mp4`, or for a scene that never animates (render.still: png)
+    `out/<name>.png`. Fills result.videos, .suffixes and .info; returns why the outputs
+    are not acceptable, or None. What is verified is what is published: the copy, which
+    the job cannot reach. With `partial` (a failed job), outputs that are missing or do
+    not verify are skipped: those that do are kept beside the error record.
     """
-    suffixes = [".mp4"] if len(scenes) == 1 else [f".{scene}.mp4" for scene in scenes]
     max_bytes = settings.render.max_output_mb * 1024 * 1024
-    for output, suffix in zip(outputs, suffixes, strict=True):
-        # Named as publish_done reads them, `<stem><suffix>`, the stem shortened to fit in a name.
-        copy = job.results / layout.final_name(Path(filename).stem, "", suffix)
+    extensions = (".mp4", ".png") if settings.render.still == "png" else (".mp4",)
+    for scene, output in zip(scenes, outputs, strict=True):
         try:
-            jobfs.copy_out(dir_fd, f"out/{output}.mp4", copy, max_bytes=max_bytes, owners=owners)
-            result.info.append(verify_mp4(copy))
-        except jobfs.Missing:
-            return f"no video was written for {suffix.removesuffix('.mp4').lstrip('.') or 'the scene'}"
+            for extension in extensions:
+                suffix = extension if len(scenes) == 1 else f".{scene}{extension}"
+                # Named as publish_done reads them, `<stem><suffix>`, the stem shortened to fit in a name.
+                copy = job.results / layout.final_name(Path(filename).stem, "", suffix)
+                try:
+                    jobfs.copy_out(dir_fd, f"out/{output}{extension}", copy, max_bytes=max_bytes, owners=owners)
+                    break
+                except jobfs.Missing:
+                    continue
+            else:
+                raise ValueError(f"no video or image was written for {scene}")
+            try:
+                quality = RESOLUTIONS[settings.render.quality]
+                info = verify_mp4(copy) if extension == ".mp4" else verify_png(copy, quality)
+            except ValueError as e:
+                raise ValueError(f"{scene}: {e}") from None
         except (jobfs.UnsafeEntry, ValueError) as e:
+            if partial:
+                continue
             return str(e)
+        result.info.append(info)
         result.videos.append(copy)
         result.suffixes.append(suffix)
     return None
+
+
+def verify_png(path: Path, size: tuple[int, int]) -> VideoInfo:
+    """Open `path` with Pillow and decode it; it must be a PNG of `size` (width, height).
+
+    Raises:
+        ValueError: saying what is wrong with the file.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            if image.format != "PNG":
+                raise ValueError(f"not a PNG image but {image.format}")
+            image.load()
+            width, height = image.size
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
+        raise ValueError(f"not a valid PNG: {e}") from None
+    if (width, height) != size:
+        raise ValueError(f"the image is {width}x{height}, not the configured {size[0]}x{size[1]}")
+    return VideoInfo(width, height, 0.0, 1, 0.0, kind="image")
 
 
 def verify_mp4(path: Path) -> VideoInfo:
@@ -515,7 +613,10 @@ def execute_animation_code(
 ) -> Path:
     """Render the scene in `code` and return the path of `output_dir/<output_name>.mp4`.
 
-    The render runs in an isolated child process; temporary files are always removed.
+    The render runs in an isolated child process; temporary files are always removed. A
+    scene that never animates gives its last frame, `output_dir/<output_name>.png`, as
+    `manim` does (pass settings with render.still "fail" to refuse such scenes). A
+    Markdown reply renders its code block (validation.extract_code).
 
     Args:
         code: Manim Community scene source.
@@ -551,6 +652,7 @@ def execute_animation_code(
     except (SyntaxError, InvalidScene) as e:
         log.error("%s: invalid scene: %s", name, e)
         raise
+    code = check_scene(code, settings).source or code  # a Markdown reply: its code block
     out_dir = Path(output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with render_job(code.encode("utf-8"), f"{name}.py", settings, scenes=scenes[:1]) as result:
@@ -560,8 +662,8 @@ def execute_animation_code(
             log.error("%s: render failed: %s", name, rec.summary())
             exc_type = RenderTimeout if rec.phase == "timeout" else RenderError
             raise exc_type(rec.summary(), rec)
-        final = out_dir / f"{name}.mp4"
-        tmp = out_dir / f".{name}.mp4.tmp-{os.getpid()}"
+        final = out_dir / f"{name}{result.videos[0].suffix}"  # .png for a still scene (render.still)
+        tmp = out_dir / f".{final.name}.tmp-{os.getpid()}"
         shutil.copyfile(result.videos[0], tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())

@@ -243,6 +243,7 @@ class Video:
     scene: str | None = None
     render_seconds: float | None = None
     problem: str | None = None  # why it cannot be shown
+    kind: str = "video"  # or "image": the PNG of a still scene, its own thumbnail
 
 
 @dataclass
@@ -272,7 +273,7 @@ class Report:
 
 
 def collect(folders: list[Path]) -> Report:
-    """Every MP4 (with its thumbnail) and every error record in `folders` (not recursive).
+    """Every MP4 and still-scene PNG (with its thumbnail) and every error record in `folders` (not recursive).
 
     Only regular files count: a symbolic link (to /etc/shadow, or to a video elsewhere) is
     neither read nor linked.
@@ -283,11 +284,13 @@ def collect(folders: list[Path]) -> Report:
         meta = _video_meta(folder, names)
         for name in names:
             path = folder / name
-            if name.endswith(".mp4"):
+            if name.endswith((".mp4", ".png")):
                 report.videos.append(_video(path, meta.get(name)))
             elif name.endswith(ERROR_SUFFIX):
                 stem = name[: -len(ERROR_SUFFIX)]
-                kept = stem + ".mp4" in names or any(s == stem and n in names for n, (s, _, _) in meta.items())
+                kept = any(stem + own in names for own in (".mp4", ".png")) or any(
+                    s == stem and n in names for n, (s, _, _) in meta.items()
+                )
                 report.failures.append(Failure(path, shown_fields(read_record(path)), kept))
     return report
 
@@ -344,12 +347,16 @@ def poster_frame(path: Path, width: int = THUMB_WIDTH) -> bytes:
 
 
 def _video(path: Path, meta: tuple[str, dict[str, Any], dict[str, Any]] | None) -> Video:
-    video = Video(path)
+    video = Video(path, kind="image" if path.suffix == ".png" else "video")
     try:
         with _opened(path) as opened:
-            info = verify_mp4(opened)
-            video.width, video.height, video.duration, video.fps = info.width, info.height, info.duration, info.fps
-            video.thumb = "data:image/jpeg;base64," + base64.b64encode(poster_frame(opened)).decode("ascii")
+            if video.kind == "image":
+                video.width, video.height, thumb = _still(opened)
+            else:
+                info = verify_mp4(opened)
+                video.width, video.height, video.duration, video.fps = info.width, info.height, info.duration, info.fps
+                thumb = poster_frame(opened)
+            video.thumb = "data:image/jpeg;base64," + base64.b64encode(thumb).decode("ascii")
     except Exception as e:  # a broken MP4 (PyAV raises many types) is shown as such, never fatal
         problem = re.sub(r"/proc/self/fd/\d+", path.name, str(e))  # PyAV names the path it opened
         log.warning("%s: no thumbnail: %s", path, problem)
@@ -359,6 +366,20 @@ def _video(path: Path, meta: tuple[str, dict[str, Any], dict[str, Any]] | None) 
         video.scene = cap_text(str(entry.get("scene")), CAPS.name) if entry.get("scene") else None
         video.render_seconds = _number(sidecar.get("render_seconds"))
     return video
+
+
+def _still(path: Path, width: int = 320) -> tuple[int, int, bytes]:
+    """A still scene's PNG: its size and a JPEG thumbnail of it (the image is its own preview)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        if image.format != "PNG":
+            raise ValueError(f"not a PNG image but {image.format}")
+        size = image.size
+        image.thumbnail((width, width * 4))
+        buf = io.BytesIO()
+        image.convert("RGB").save(buf, "JPEG", quality=80)
+    return size[0], size[1], buf.getvalue()
 
 
 @contextlib.contextmanager
@@ -449,13 +470,20 @@ style-src 'nonce-{nonce}'; script-src 'nonce-{nonce}'">
 
 def _video_card(v: Video, base: Path) -> str:
     facts = []
-    if v.problem is None:
+    if v.problem is None and v.kind == "image":
+        facts += ["still image", f"{v.width}&times;{v.height}"]
+    elif v.problem is None:
         facts += [f"{v.duration:.1f} s", f"{v.width}&times;{v.height}", f"{v.fps:g} fps"]
     if v.render_seconds is not None:
         facts.append(f"rendered in {v.render_seconds:.1f} s")
     scene = f"<p class='scene'>{_e(v.scene)}</p>" if v.scene else ""
     if v.thumb is None:
         picture = f"<a class='play broken' href='{_href(v.path, base)}'>{_e(v.problem or 'no preview')}</a>"
+    elif v.kind == "image":  # a link to the PNG itself: nothing to play
+        picture = (
+            f"<a class='still' href='{_href(v.path, base)}' title='open the image'>"
+            f"<img class='thumb' src='{_e(v.thumb)}' alt='{_e(v.path.name)}'></a>"
+        )
     else:
         picture = (
             f"<a class='play' href='{_href(v.path, base)}' title='play'>"
@@ -497,8 +525,8 @@ main { padding: 8px 24px 32px; }
 .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(340px, 1fr)); gap: 16px; }
 .video, .failure { background: #fff; border-radius: 8px; padding: 10px; box-shadow: 0 1px 3px #0002; }
 .video h3, .failure h3 { font-size: 15px; margin: 8px 0 2px; word-break: break-all; }
-.play { display: block; background: #000; border-radius: 4px; line-height: 0; }
-.play img, .video video { width: 100%; height: auto; border-radius: 4px; }
+.play, .still { display: block; background: #000; border-radius: 4px; line-height: 0; }
+.play img, .still img, .video video { width: 100%; height: auto; border-radius: 4px; }
 .play.broken { color: #fbb; padding: 40px 8px; line-height: 1.4; text-align: center; }
 .facts, .scene { margin: 2px 0; color: #555; font-size: 13px; }
 .failure { margin-bottom: 12px; border-left: 4px solid #d33; }
