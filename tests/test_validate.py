@@ -211,11 +211,19 @@ def test_manim_import_forms(header, base):
     assert validate_scene_code(code) == ["Shot"]
 
 
-@pytest.mark.parametrize("header", ["", "import numpy as np", "from .manim import Scene", "import manimlib"])
+@pytest.mark.parametrize("header", ["", "import numpy as np", "from .manim import Scene"])
 def test_missing_manim_import(header):
     result = check_scene(scene("GeneratedAnimation", header=header + "\n"))
     assert codes(result) == ["no-manim-import"]
     assert result.findings[0].message.startswith("missing an import from manim")
+
+
+def test_manimgl_import_leads_with_the_old_api_finding():
+    result = check_scene(scene("GeneratedAnimation", header="from manimlib import *\n"))
+    assert codes(result) == ["old-api", "no-manim-import"]
+    assert "ManimGL" in result.findings[0].message
+    off = check_scene(scene("GeneratedAnimation", header="from manimlib import *\n"), settings(api_check="off"))
+    assert codes(off) == ["not-manim", "no-manim-import"]
 
 
 def test_user_base_class_chain():
@@ -445,3 +453,121 @@ def test_validate_does_not_import_manim():
         "assert 'manim' not in sys.modules, 'manim imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# --- old Manim names (validation.api_check) ------------------------------------------------------
+
+OLD = src(
+    """
+    from manim import *
+
+    class GeneratedAnimation(Scene):
+        def construct(self):
+            axes = Axes(x_min=0, x_max=4)
+            curve = axes.get_graph(lambda x: x)
+            self.play(ShowCreation(axes), ShowCreation(curve))
+    """
+)
+
+
+def test_every_old_name_is_a_finding_with_its_place_and_fix():
+    result = check_scene(OLD)
+    found = [(f.code, f.line, f.column, f.suggestion and f.suggestion["with"]) for f in result.findings]
+    assert found == [
+        ("old-api", 5, 21, None),  # x_min: x_range needs both ends, no one-word fix
+        ("old-api", 5, 30, None),
+        ("old-api", 6, 22, "plot"),
+        ("old-api", 7, 19, "Create"),
+        ("old-api", 7, 39, "Create"),
+    ]
+    record = findings_record(result, "old.py")
+    assert (record.type, record.line, record.column) == ("OldManimAPI", 5, 21)
+    assert "fix all 5" in record.hint and "line 7" in record.hint
+    assert record.message.endswith("(and 4 more)")
+
+
+def test_api_check_warn_and_off():
+    warned = check_scene(OLD, settings(api_check="warn"))
+    assert warned.ok and len(warned.warnings) == 5
+    off = check_scene(OLD, settings(api_check="off"))
+    assert off.ok and not off.warnings
+
+
+def test_the_files_own_names_are_not_old_api():
+    code = src(
+        """
+        from manim import *
+
+        def ShowCreation(m):
+            return Create(m)
+
+        class GeneratedAnimation(Scene):
+            def get_graph(self, f):
+                return f
+
+            def construct(self):
+                self.play(ShowCreation(Circle()))
+                self.get_graph(None)
+        """
+    )
+    assert check_scene(code).ok
+
+
+def test_old_import_forms():
+    code = "from manim import ShowCreation, Scene\nfrom manim.mobject.numbers import DecimalNumber\n" + scene("A")
+    result = check_scene(code)
+    assert [(f.line, f.column, f.suggestion["with"]) for f in result.findings] == [
+        (1, 19, "Create"),
+        (2, 6, "manim.mobject.text.numbers"),
+    ]
+
+
+def test_missing_plugin_is_named():
+    result = check_scene("from manim_voiceover import VoiceoverScene\n" + scene("A"))
+    assert codes(result)[0] == "plugin" and "not installed" in result.findings[0].message
+
+
+# --- what code generators send instead of a scene ---------------------------------------------------
+
+
+def test_markdown_reply_code_is_extracted_with_its_line_numbers():
+    reply = "Here is the scene:\n\n```python\n" + SIMPLE + "```\n\nRun it with manim.\n"
+    result = check_scene(reply)
+    assert result.ok and result.selected == ["GeneratedAnimation"]
+    assert result.extracted == (4, 9)
+    assert result.source.splitlines()[8] == reply.splitlines()[8]  # same line, same place
+    assert result.text == reply
+
+
+def test_markdown_reply_with_extraction_off():
+    reply = "```py\n" + SIMPLE + "```\n"
+    result = check_scene(reply, settings(extract_code=False))
+    assert codes(result) == ["markdown", "syntax"]
+    record = findings_record(result, "r.py")
+    assert record.type == "SyntaxError" and "```" in record.hint
+
+
+def test_prose_around_unfenced_code_is_extracted():
+    reply = "Sure, here you go:\n" + SIMPLE + "This draws a circle.\n"
+    result = check_scene(reply)
+    assert result.ok and result.extracted == (2, 7)
+
+
+def test_a_syntax_error_in_extracted_code_is_at_the_files_line():
+    reply = "```python\n" + SIMPLE.replace("self.play(", "self.play((") + "```\n"
+    result = check_scene(reply)
+    assert codes(result) == ["syntax"] and result.findings[0].line == 7
+
+
+def test_prose_reply_and_other_libraries():
+    prose = check_scene("I cannot help with that request, but here is an idea for a scene.\n")
+    assert codes(prose) == ["not-python", "syntax"]
+    with pytest.raises(SyntaxError):  # still Python's own, for execute_animation_code
+        validate_scene_code("I cannot help with that request.")
+    blender = check_scene("import bpy\nbpy.ops.mesh.primitive_cube_add()\n")
+    assert codes(blender)[0] == "not-manim" and "Blender" in blender.findings[0].message
+
+
+def test_several_code_blocks_are_not_guessed_at():
+    reply = "```python\nfrom manim import *\n```\ntext\n```python\n" + scene("A") + "```\n"
+    assert codes(check_scene(reply))[0] == "code-blocks"

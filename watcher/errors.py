@@ -147,6 +147,8 @@ class ErrorRecord:
     column: int | None = None
     excerpt: str | None = None
     hint: str | None = None
+    # One replacement that fixes the error: {"line", "column", "replace", "with"} (watcher.hints).
+    suggestion: dict[str, Any] | None = None
     findings: list[dict[str, Any]] = field(default_factory=list)
     frames: list[Frame] = field(default_factory=list)
     latex: dict[str, Any] | None = None
@@ -175,6 +177,7 @@ class ErrorRecord:
         self.line, self.column = _int(self.line), _int(self.column)
         self.excerpt = _text(self.excerpt, CAPS.excerpt)
         self.hint = _text(self.hint, CAPS.hint)
+        self.suggestion = _suggestion(self.suggestion)
         self.findings = _findings(self.findings)
         self.frames = _frames(self.frames)
         self.latex = _latex(self.latex)
@@ -190,7 +193,10 @@ class ErrorRecord:
 
     def to_dict(self) -> dict[str, Any]:
         self._clean()
-        return asdict(self)
+        data = asdict(self)
+        if data["suggestion"] is None:  # the field is new: a record without one reads as it always did
+            del data["suggestion"]
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
@@ -271,6 +277,16 @@ def _frames(value: Any) -> list[Frame]:
             function = _text(item.get("function"), CAPS.name) or "?"
             kept.append(Frame(item["line"], function, _text(item.get("code"), CAPS.code) or ""))
     return kept[::-1]
+
+
+def _suggestion(value: Any) -> dict[str, Any] | None:
+    """{"line", "column", "replace", "with"} with a line and both texts, or None."""
+    if not isinstance(value, dict) or _int(value.get("line")) is None:
+        return None
+    replace, with_ = _text(value.get("replace"), CAPS.code), _text(value.get("with"), CAPS.code)
+    if replace is None or with_ is None:
+        return None
+    return {"line": value["line"], "column": _int(value.get("column")), "replace": replace, "with": with_}
 
 
 def _findings(value: Any) -> list[dict[str, Any]]:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import ast
 import codecs
+import importlib.util
+import re
 import warnings
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
-from . import errors
+from . import errors, renames
 from .config import Settings
 from .errors import ErrorRecord, InvalidScene
 
@@ -28,6 +30,8 @@ GENERATED = "GeneratedAnimation"  # the class name code generators are asked to 
 
 _TYPES = {"syntax": "SyntaxError", "encoding": "InvalidSource", "size": "InvalidSource"}
 _TYPES |= dict.fromkeys(("forbidden-call", "forbidden-import"), "PolicyViolation")
+_TYPES |= {"not-python": "SyntaxError", "markdown": "SyntaxError", "code-blocks": "SyntaxError"}
+_TYPES |= {"old-api": "OldManimAPI", "not-manim": "NotAManimScene", "plugin": "MissingPlugin"}
 _HINTS = {
     "encoding": "save the file as UTF-8 text (a BOM is fine, NUL bytes are not)",
     "size": "make the scene smaller, or raise render.max_source_bytes",
@@ -38,6 +42,11 @@ _HINTS = {
     "unknown-scene": "set render.scene to one of the scene classes in the file, or to auto",
     "forbidden-call": "scenes may not run processes, touch the network or evaluate code; remove the call",
     "forbidden-import": "scenes may not run processes, touch the network or load code; remove the import",
+    "not-python": "send only the Python source of the scene, not a reply about it",
+    "markdown": "save only the code between the ``` fences, or set validation.extract_code: true",
+    "code-blocks": "send one code block holding the whole scene",
+    "not-manim": "write a Manim Community scene: `from manim import *` and a Scene subclass with construct()",
+    "plugin": "only Manim itself is installed here: write the scene with Manim's own classes",
 }
 
 
@@ -49,9 +58,11 @@ class Finding:
     message: str
     line: int | None = None
     column: int | None = None
+    # One replacement that fixes it ({"line", "column", "replace", "with"}), when one does.
+    suggestion: dict[str, Any] | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"code": self.code, "message": self.message, "line": self.line, "column": self.column}
 
 
 @dataclass
@@ -64,6 +75,12 @@ class CheckResult:
     selected: list[str] = field(default_factory=list)
     # Scenes with a construct(): what render.scene=auto chooses among.
     candidates: list[str] = field(default_factory=list)
+    # The code to render when it is not `text` as a whole: the scene's code block of a
+    # Markdown reply, every other line blanked so that line numbers still match the file.
+    source: str | None = None
+    extracted: tuple[int, int] | None = None  # the first and last line of that code
+    # validation.api_check: warn puts old-API findings here; they do not stop a render.
+    warnings: list[Finding] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -125,25 +142,45 @@ def check_scene(source: bytes | str, settings: Settings | None = None, filename:
         assert e.record is not None
         return CheckResult(None, [Finding("encoding", str(e), e.record.line, e.record.column)])
     result = CheckResult(text)
+    tree = _parse(text, filename)
+    if isinstance(tree, Finding):
+        tree = _parse_generated(text, tree, settings, filename, result)
+        if tree is None:
+            return result
+    _check_structure(tree, settings.render.scene, result)
+    if settings.validation.enabled:
+        result.findings += _check_policy(tree, settings)
+    api = settings.validation.api_check
+    if api != "off":
+        old = _check_api(tree, text if result.source is None else result.source)
+        if api == "warn":
+            result.warnings = old
+        else:
+            # Old names lead: they often explain the rest (`class S(GraphScene)` is no scene,
+            # `from manimlib import *` no manim import), and a generator fixes them all at once.
+            result.findings = old + result.findings
+    if foreign := _foreign(tree, skip_manimlib=api != "off"):
+        result.findings.insert(0, foreign)
+    if api != "off":
+        result.findings[:0] = _missing_plugins(tree)
+    return result
+
+
+def _parse(text: str, filename: str) -> ast.Module | Finding:
+    """The module's AST, or the syntax finding that says why there is none."""
     try:
         # The compiler warns about e.g. invalid escapes in user code; that is not ours to print
         # (and under -W error it would turn into a bogus SyntaxError). catch_warnings is
         # process-wide: a concurrent thread may lose a warning meanwhile, which is harmless.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            tree = ast.parse(text, filename=filename)
+            return ast.parse(text, filename=filename)
     except SyntaxError as e:
-        result.findings.append(Finding("syntax", e.msg, e.lineno, e.offset))
-        return result
+        return Finding("syntax", e.msg, e.lineno, e.offset)
     except (ValueError, RecursionError, MemoryError) as e:
         # Deep nesting exhausts the parser's stack before any SyntaxError can be formed.
         reason = str(e) or type(e).__name__
-        result.findings.append(Finding("syntax", f"the parser gave up: {reason} (nesting too deep?)"))
-        return result
-    _check_structure(tree, settings.render.scene, result)
-    if settings.validation.enabled:
-        result.findings += _check_policy(tree, settings)
-    return result
+        return Finding("syntax", f"the parser gave up: {reason} (nesting too deep?)")
 
 
 def validate_scene_code(code: str, settings: Settings | None = None, filename: str = "scene.py") -> list[str]:
@@ -157,7 +194,8 @@ def validate_scene_code(code: str, settings: Settings | None = None, filename: s
     if result.ok:
         return result.selected
     record = findings_record(result, filename)
-    first = result.findings[0]
+    # A reply that is not Python leads with what it is, and is still Python's SyntaxError.
+    first = next((f for f in result.findings if f.code == "syntax"), result.findings[0])
     if first.code == "syntax":
         lines = (result.text or "").splitlines()
         text = lines[first.line - 1][:1000] if first.line and first.line <= len(lines) else None
@@ -178,6 +216,11 @@ def findings_record(result: CheckResult, filename: str) -> ErrorRecord:
     if first.code == "ambiguous-scene":
         names = ", ".join(result.candidates)
         hint = f"name the scene to render `{GENERATED}`, or set render.scene to one of: {names}"
+    elif first.code == "old-api":
+        fixes = [f"line {f.line}: {f.message}" for f in result.findings if f.code == "old-api"]
+        hint = f"these names are from an older Manim or ManimGL; fix all {len(fixes)}: " + "; ".join(fixes)
+    elif first.code == "syntax" and "f-string" in first.message:
+        hint = "in an f-string, TeX braces must be doubled ({{ and }}), or build the TeX string without f"
     return ErrorRecord(
         source=filename,
         phase="validate",
@@ -187,6 +230,7 @@ def findings_record(result: CheckResult, filename: str) -> ErrorRecord:
         column=first.column,
         excerpt=errors.excerpt(result.text, first.line) if result.text is not None else None,
         hint=hint,
+        suggestion=first.suggestion,
         findings=[f.to_dict() for f in result.findings],
     )
 
@@ -349,3 +393,211 @@ def _via(module: str, bad: str) -> str:
 
 def _at(node: ast.expr | ast.stmt, code: str, message: str) -> Finding:
     return Finding(code, message, node.lineno, node.col_offset + 1)
+
+
+# -- what code generators send instead of a scene ---------------------------------------------
+
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})\s*([\w+.-]*)")
+_PYTHON_LANGS = frozenset({"", "python", "py", "python3", "py3", "manim"})
+# A line that only Python has at its start; a file with none is not a program.
+_PYTHON_LINE = re.compile(r"^\s*(from\s+[\w.]+\s+import\b|import\s+\w|class\s+\w+\s*[(:]|def\s+\w+\s*\(|@\w)")
+# Past this size a reply is not tried line by line for where its code ends.
+_PROSE_TRIES = 200_000
+
+
+@dataclass(frozen=True)
+class _Code:
+    source: str  # every line outside the code blanked, so line numbers stay the file's
+    first: int
+    last: int
+    fenced: bool
+
+
+def _parse_generated(
+    text: str, failure: Finding, settings: Settings, filename: str, result: CheckResult
+) -> ast.Module | None:
+    """The AST of the code inside a generator's reply (Markdown fences, prose around it), or findings."""
+    blocks = _fenced_blocks(text)
+    if len(blocks) > 1:
+        where = ", ".join(str(b.first - 1) for b in blocks)
+        msg = f"the file is a Markdown reply with {len(blocks)} Python code blocks (fences at lines {where}), not one"
+        result.findings += [Finding("code-blocks", msg, blocks[0].first - 1, 1), failure]
+        return None
+    code = blocks[0] if blocks else _unfenced(text, filename)
+    if code is None:
+        if _reads_as_prose(text):
+            first = next((line.strip() for line in text.splitlines() if line.strip()), "")[:80]
+            msg = f"the file is not Python code: it reads as prose, e.g. a reply saved as .py ({first!r})"
+            result.findings.append(Finding("not-python", msg, 1, 1))
+        result.findings.append(failure)
+        return None
+    if not settings.validation.extract_code:
+        what = "a Markdown reply: the code is fenced" if code.fenced else "prose around the code"
+        msg = f"the file is {what} (lines {code.first}-{code.last}); validation.extract_code is off"
+        result.findings += [Finding("markdown", msg, code.first, 1), failure]
+        return None
+    tree = _parse(code.source, filename)
+    result.source, result.extracted = code.source, (code.first, code.last)
+    if isinstance(tree, Finding):
+        result.findings.append(tree)
+        return None
+    return tree
+
+
+def _reads_as_prose(text: str) -> bool:
+    """Words and no Python statement: a reply about code, or no code at all."""
+    if any(_PYTHON_LINE.match(line) for line in text.splitlines()):
+        return False
+    words = re.findall(r"[^\W\d_]{2,}", text)
+    visible = len(text) - sum(map(len, re.findall(r"\s+", text)))
+    return len(words) >= 3 and sum(map(len, words)) >= 0.6 * visible
+
+
+def _fenced_blocks(text: str) -> list[_Code]:
+    """The Python code blocks of a Markdown text (an unclosed last fence runs to the end)."""
+    lines = text.splitlines()
+    blocks: list[_Code] = []
+    opened: tuple[int, str, str] | None = None  # line index, marker, language
+    for i, line in enumerate(lines):
+        m = _FENCE.match(line)
+        if not m:
+            continue
+        if opened is None:
+            opened = (i, m.group(1), m.group(2).lower())
+        elif m.group(1).startswith(opened[1]) and not m.group(2):
+            blocks.append(_block(lines, opened[0] + 1, i, opened[2]))
+            opened = None
+    if opened is not None:
+        blocks.append(_block(lines, opened[0] + 1, len(lines), opened[2]))
+    return [b for b in blocks if b.fenced and b.last >= b.first]
+
+
+def _block(lines: list[str], start: int, end: int, lang: str) -> _Code:
+    """Lines [start, end) kept, every other one blank; `fenced` False for a block that is not Python."""
+    kept = ["" if not start <= n < end else line for n, line in enumerate(lines)]
+    return _Code("\n".join(kept) + "\n", start + 1, end, lang in _PYTHON_LANGS)
+
+
+def _unfenced(text: str, filename: str) -> _Code | None:
+    """Code with a sentence before it ("Here is the scene:") and maybe after it, without fences."""
+    lines = text.splitlines()
+    start = next((n for n, line in enumerate(lines) if _PYTHON_LINE.match(line) and not line[0].isspace()), None)
+    if start is None or start == 0 or len(text) > _PROSE_TRIES:
+        return None
+    end = len(lines)
+    for _ in range(2):  # a sentence after the code is the one other thing a reply adds
+        code = _block(lines, start, end, "")
+        tree = _parse(code.source, filename)
+        if not isinstance(tree, Finding):
+            return code
+        bad = (tree.line or 0) - 1
+        if not start < bad < end or any(line[:1].isspace() for line in lines[bad:end]):
+            return None
+        end = bad
+    return None
+
+
+def _foreign(tree: ast.Module, skip_manimlib: bool) -> Finding | None:
+    """A finding when the file is a script for another library (Blender, pygame...), not Manim."""
+    if _imports_manim(tree):
+        return None
+    for node in ast.walk(tree):
+        modules = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules = [node.module]
+        for module in modules:
+            top = module.split(".")[0]
+            if top in renames.FOREIGN and not (skip_manimlib and top == "manimlib"):
+                msg = f"this is {renames.FOREIGN[top]} (it imports {module}), not a Manim Community scene"
+                return _at(node, "not-manim", msg)
+    return None
+
+
+def _missing_plugins(tree: ast.Module) -> list[Finding]:
+    """Imports of Manim plugins that are not installed: the scene cannot import, and no rename helps."""
+    found: list[Finding] = []
+    for node in ast.walk(tree):
+        modules = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules = [node.module]
+        for module in modules:
+            top = module.split(".")[0]
+            # find_spec of a top-level name looks on sys.path without importing anything.
+            if top in renames.PLUGINS and importlib.util.find_spec(top) is None:
+                msg = f"{module} is the Manim plugin {renames.PLUGINS[top]}, which is not installed here"
+                found.append(_at(node, "plugin", msg))
+    return found
+
+
+# -- names from older Manim and ManimGL ---------------------------------------------------------
+
+
+def _check_api(tree: ast.Module, text: str) -> list[Finding]:
+    """Every use of an old Manim name (watcher.renames), each with its replacement."""
+    bound: set[str] = set()  # the file's own names: a class ShowCreation of its own is not Manim's
+    methods: set[str] = set()
+    numpy = {"np", "numpy"}  # `from manim import *` brings np
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            bound.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            methods.add(node.name)
+            bound.add(node.name)
+            bound.update(a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg))
+        elif isinstance(node, ast.ClassDef):
+            bound.add(node.name)
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                bound.add(a.asname or a.name.split(".")[0])
+                if a.name == "numpy":
+                    numpy.add(a.asname or a.name)
+    found: list[Finding] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in bound:
+            if entry := renames.NAMES.get(node.id):
+                found.append(_old(entry, node.lineno, node.col_offset + 1))
+        elif isinstance(node, ast.Attribute) and (entry := renames.ATTRS.get(node.attr)):
+            if entry.owners == ("numpy",):
+                if isinstance(node.value, ast.Name) and node.value.id in numpy:
+                    found.append(_old(entry, node.lineno, node.col_offset + 1, f"{node.value.id}.{node.attr}"))
+            elif node.attr not in methods and node.end_col_offset is not None:
+                found.append(_old(entry, node.end_lineno or node.lineno, node.end_col_offset - len(node.attr) + 1))
+        elif isinstance(node, ast.Call) and node.keywords:
+            callee = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", None)
+            for kw in node.keywords:
+                if kw.arg and callee and (entry := renames.kwarg_rename(kw.arg, callee)):
+                    found.append(_old(entry, kw.lineno, kw.col_offset + 1, owner=callee))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            found += _old_imports(node, text.splitlines())
+    return sorted(found, key=lambda f: (f.line or 0, f.column or 0))
+
+
+def _old_imports(node: ast.Import | ast.ImportFrom, lines: list[str]) -> list[Finding]:
+    found: list[Finding] = []
+    if isinstance(node, ast.ImportFrom):
+        if node.level or not node.module:
+            return found
+        modules = [node.module]
+        if _in_package(node.module, "manim"):  # from manim import ShowCreation
+            for a in node.names:
+                if entry := renames.NAMES.get(a.name):
+                    found.append(_old(entry, a.lineno, a.col_offset + 1))
+    else:
+        modules = [a.name for a in node.names]
+    for module in modules:
+        if entry := renames.module_rename(module):
+            line = lines[node.lineno - 1] if node.lineno <= len(lines) else ""
+            column = line.find(entry.old, node.col_offset) + 1 or node.col_offset + 1  # the module, not `from`
+            found.append(_old(entry, node.lineno, column, entry.old))
+    return found
+
+
+def _old(entry: renames.Rename, line: int, column: int, written: str | None = None, owner: str = "") -> Finding:
+    """A finding for one old name at line:column, with the replacement when it is the whole fix."""
+    written = written or entry.old
+    what = {"kwarg": f"{owner}({entry.old}=...)", "attr": f".{entry.old}"}.get(entry.kind, written)
+    if entry.kind == "attr" and written != entry.old:  # np.math
+        what = written
+    message = f"{what} is not in Manim Community 0.22: use {entry.new} ({entry.note})"
+    suggestion = {"line": line, "column": column, "replace": written, "with": entry.new} if entry.exact else None
+    return Finding("old-api", message, line, column, suggestion)
