@@ -182,7 +182,9 @@ def describe(exc: BaseException, phase: str, scene_path: str, filename: str, job
         "phase": phase,
         "type": type(exc).__name__,
         # Messages must not point into the job directory, a temp folder the user never sees.
-        "message": cap_text(text or type(exc).__name__, CAPS.message).replace(f"{job_dir}/", ""),
+        "message": cap_text(text or type(exc).__name__, CAPS.message)
+        .replace(f"{job_dir}/", "")
+        .replace("Use --format=png to save its last frame.", "render.still: png files its last frame as an image."),
         "frames": [{"line": f.lineno, "function": f.name, "code": (f.line or "")[:200]} for f in user],
     }
     if user:
@@ -213,8 +215,15 @@ def describe(exc: BaseException, phase: str, scene_path: str, filename: str, job
         record.update(phase="resource", limit="processes", message=message)
     elif isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         record.update(phase="resource", limit="disk space", hint="the disk holding folders.work is full")
-    elif isinstance(exc, FileNotFoundError) and (exc.filename in TOOLS or any(t in text for t in TOOLS[:5])):
-        record.update(phase="environment", hint=f"{exc.filename or 'a LaTeX tool'} is not installed on this host")
+    elif isinstance(exc, FileNotFoundError) and exc.filename in TOOLS:  # the program itself, not a file named so
+        record.update(phase="environment", hint=f"{exc.filename} is not installed on this host")
+    elif asset := _missing_asset(exc, text):
+        record.update(
+            type="MissingAsset",
+            message=f"the scene uses the file {asset!r}, which does not exist where the scene runs",
+            hint="scenes run in a private directory, without access to the host's files: build the asset in the "
+            "scene (an image from a numpy array, Manim shapes instead of an SVG), or leave it out",
+        )
     elif phase == "environment":
         record["hint"] = "Manim could not be imported on this host: a system library or package is missing"
     elif "latex error" in text.lower() or "tex error" in text.lower():
@@ -232,6 +241,19 @@ def describe(exc: BaseException, phase: str, scene_path: str, filename: str, job
         if suggestion:
             record["suggestion"] = suggestion
     return record
+
+
+# Manim's message when an ImageMobject, SVGMobject or sound file is not found.
+_NOT_FOUND = re.compile(r"could not find (.+?) at either of these locations")
+
+
+def _missing_asset(exc: BaseException, text: str) -> str | None:
+    """The name of a file the scene needs that is not there (an image, SVG, sound, data file)."""
+    if isinstance(exc, OSError) and (m := _NOT_FOUND.search(text)):
+        return m.group(1)
+    if isinstance(exc, FileNotFoundError) and isinstance(exc.filename, str) and exc.filename:
+        return os.path.basename(exc.filename)
+    return None
 
 
 def _text(exc: BaseException) -> str:

@@ -64,7 +64,11 @@ def _explain(
     if record.get("type") == "LaTeXError":
         return latex_hint(record.get("latex"), ctx.code()), None
     if "has no play calls" in text:
-        return "a scene must animate at least once: add self.play(...) or self.wait() to construct()", None
+        return (
+            "render.still is fail, so a scene must animate: add self.play(...) or self.wait() to construct(), "
+            "or set render.still: png to file its last frame as an image",
+            None,
+        )
     if isinstance(exc, ModuleNotFoundError):
         return module_hint(exc.name or "", ctx)
     if isinstance(exc, ImportError) and getattr(exc, "name", None):  # from manim import ShowCreation
