@@ -47,4 +47,5 @@ def remove_tmp_path(tmp_path: Path):
     yield
     from watcher import jobfs
 
-    jobfs.remove_tree(tmp_path, budget=60)
+    if not os.environ.get("WATCHER_KEEP_TMP"):  # set it to look at what a failed test left
+        jobfs.remove_tree(tmp_path, budget=60)

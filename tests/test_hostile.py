@@ -47,8 +47,9 @@ tests/test_layout.py, without their `test_` prefix):
                                  daemon:sigkill_during_a_render_then_restart_files_it_once
  29 disk full                    test_r29_disk_full_keeps_the_input
  30 crashes the renderer         test_r30_poison_after_max_attempts_through_the_daemon
- 31, 32, 34-36 (the LaTeX cache, max_scenes and scale-out rows: not built yet)
+ 31, 32, 35, 36 (the LaTeX cache and scale-out rows: not built yet)
  33 host paths in a message      test_r33_host_paths_in_messages_are_shown_in_the_users_terms [p]
+ 34 1,000 Scene classes          test_r34_a_thousand_scenes_are_refused_before_any_render [p]
  37 out/ swapped for a link      test_r37_an_output_folder_swapped_for_a_link_is_not_followed [p];
                                  test_r37_r38_r39_hostile_job_directories_through_the_daemon
  38 result.json FIFO, link, ...  test_scene_row[r38-result_*|video_fifo] [p]; the daemon test above
@@ -531,6 +532,17 @@ def test_r33_host_paths_in_messages_are_shown_in_the_users_terms(policy: bool, w
     assert str(work_dir) not in record.to_json() and sys.prefix not in record.to_json()
 
 
+def test_r34_a_thousand_scenes_are_refused_before_any_render(policy: bool, work_dir: Path):
+    classes = "".join(
+        f"\n\nclass S{i}(Scene):\n    def construct(self):\n        self.wait(0.1)\n" for i in range(1000)
+    )
+    settings = load_config(None, [f"folders.work={work_dir}", f"validation.enabled={policy}", "render.scene=all"])
+    with render_job(f"from manim import *{classes}".encode(), "many.py", settings) as result:
+        assert (result.record.phase, result.record.type) == ("validate", "InvalidScene"), result.record.to_json()
+        assert "1000 scenes to render, over the limit of 20" in result.record.message
+    assert not work_dir.exists() or not any(work_dir.iterdir())  # no job directory: no render started
+
+
 def test_r40_the_session_keyring_is_fresh_and_empty(policy: bool, tmp_path: Path):
     # This process plays the daemon: a key that only its session keyring's possessor may read.
     import ctypes
@@ -866,7 +878,7 @@ def test_r29_disk_full_keeps_the_input(tmp_path: Path):
             def failed_once() -> bool:
                 assert len(_where(d, "victim.py")) == 1, _where(d, "victim.py")  # never lost, never doubled
                 log = d.log()
-                return any(s in log for s in ("victim.py: failed", "keeping the source", "the file stays where"))
+                return any(s in log for s in ("victim.py: failed", "cannot file the result", "the file stays where"))
 
             wait_for(failed_once, 30, "the render to run out of space")
             assert d.proc.poll() is None and not list(d.done.glob("*.mp4"))
@@ -936,13 +948,14 @@ HERE = {
     29: "test_r29_disk_full_keeps_the_input",
     30: "test_r30_poison_after_max_attempts_through_the_daemon",
     33: "test_r33_host_paths_in_messages_are_shown_in_the_users_terms",
+    34: "test_r34_a_thousand_scenes_are_refused_before_any_render",
     37: "test_r37_an_output_folder_swapped_for_a_link_is_not_followed",
     40: "test_r40_the_session_keyring_is_fresh_and_empty",
     41: "test_r41_no_render_as_root_when_the_user_layer_cannot_apply",
     42: "test_r42_a_huge_message_makes_a_small_record_and_the_parent_stays_flat",
     44: "test_r44_published_videos_do_not_belong_to_the_render_user",
 }
-ROWS_BUILT = set(range(1, 31)) | {33} | set(range(37, 45))  # 31, 32, 34-36: the cache and scale-out work
+ROWS_BUILT = set(range(1, 31)) | {33, 34} | set(range(37, 45))  # 31, 32, 35, 36: the cache and scale-out work
 
 
 def test_every_row_has_a_test():

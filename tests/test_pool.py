@@ -116,7 +116,10 @@ def test_timeout_kills_the_whole_tree_and_the_worker_serves_the_next_job(warm: p
     started = time.monotonic()
     with render_job(stubborn, "stubborn.py", settings) as result:
         assert result.record.phase == "timeout", result.record.to_json()
-    assert time.monotonic() - started < 2 + 1 + 2
+    # An outcome, not a race with the clock: the parent's kill ended it (the scene ignores SIGALRM),
+    # well before a hang would (the bound leaves room for a loaded machine).
+    assert result.record.message.startswith("stopped after"), result.record.to_json()
+    assert time.monotonic() - started < 2 + 1 + 10
     [zygote] = warm.pids()
     assert children(zygote) == [] and job_processes(work_dir) == []  # the fork and its grandchild
     with render_job(scene("self.play(FadeIn(Dot()), run_time=0.2)"), "next.py", settings) as result:

@@ -40,6 +40,7 @@ _HINTS = {
     "no-construct": "add a `construct(self)` method: it is what Manim runs to build the animation",
     "no-manim-import": "start the file with `from manim import *`",
     "unknown-scene": "set render.scene to one of the scene classes in the file, or to auto",
+    "too-many-scenes": "split the file, render one scene (render.scene: <name>), or raise render.max_scenes",
     "forbidden-call": "scenes may not run processes, touch the network or evaluate code; remove the call",
     "forbidden-import": "scenes may not run processes, touch the network or load code; remove the import",
     "not-python": "send only the Python source of the scene, not a reply about it",
@@ -148,6 +149,11 @@ def check_scene(source: bytes | str, settings: Settings | None = None, filename:
         if tree is None:
             return result
     _check_structure(tree, settings.render.scene, result)
+    if len(result.selected) > settings.render.max_scenes:  # each is a render of up to render.timeout
+        limit = settings.render.max_scenes
+        msg = f"{len(result.selected)} scenes to render, over the limit of {limit} (render.max_scenes)"
+        result.findings.append(Finding("too-many-scenes", msg))
+        result.selected = []
     if settings.validation.enabled:
         result.findings += _check_policy(tree, settings)
     api = settings.validation.api_check
