@@ -468,6 +468,9 @@ class Layout:
             "stem": stem,
             "items": [[staged, suffix, final_name(stem, tag, suffix)] for staged, suffix in items],
         }
+        shortened = [final for _, suffix, final in meta["plan"]["items"] if final != stem + tag + suffix]
+        if shortened:  # a name of up to 255 bytes leaves no room for ".error.json" or ".Intro.mp4"
+            log.warning("%s: filed as %s (names are at most 255 bytes)", claimed.name, ", ".join(shortened))
         _write_meta(folder, meta)
         yield
         # 3 and 4. place and clean up
