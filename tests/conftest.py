@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Generator
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,3 +53,82 @@ def remove_tmp_path(tmp_path: Path):
 
     if not os.environ.get("WATCHER_KEEP_TMP"):  # set it to look at what a failed test left
         jobfs.remove_tree(tmp_path, budget=60)
+
+
+# -- every error record and sidecar the tests make is checked against the shipped schemas ------
+#
+# For the whole session, ErrorRecord.to_dict (to_json and every writer go through it) and
+# batch._result_items (the one maker of meta.json) are wrapped so that their output is
+# validated; a violation is noted, not raised (code under test catches exceptions: the daemon
+# never dies on a job), and the test phase that made it fails. Records made in other
+# processes (a daemon or CLI run as a subprocess, the render child) are not seen here.
+
+SCHEMA_VIOLATIONS: list[str] = []
+
+
+def schema_validator(name: str) -> Any:
+    """A validator for `watcher/schemas/<name>.schema.json`, read as the installed package ships it."""
+    import jsonschema
+
+    schema = json.loads((resources.files("watcher") / "schemas" / f"{name}.schema.json").read_text(encoding="utf-8"))
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def _note_violations(validator: Any, what: str, data: Any) -> None:
+    from watcher.errors import cap_text
+
+    for error in validator.iter_errors(data):
+        # The message quotes the offending value, which can be 300 MB of a hostile scene's text.
+        SCHEMA_VIOLATIONS.append(f"{what}: {error.json_path}: {cap_text(error.message, 300)}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from watcher import batch
+    from watcher.errors import ErrorRecord
+
+    record_schema, meta_schema = schema_validator("error-record"), schema_validator("meta")
+    to_dict, result_items = ErrorRecord.to_dict, batch._result_items
+
+    def checked_to_dict(self: ErrorRecord) -> dict[str, Any]:
+        data = to_dict(self)
+        _note_violations(record_schema, f"error record of {data['source'][:100]!r}", data)
+        return data
+
+    def checked_result_items(*args: Any, **kwargs: Any) -> list[Any]:
+        items = result_items(*args, **kwargs)
+        for suffix, data in items:
+            if suffix == batch.META_SUFFIX:
+                _note_violations(meta_schema, "meta.json", json.loads(data))
+        return items
+
+    def restore() -> None:
+        ErrorRecord.to_dict, batch._result_items = to_dict, result_items  # type: ignore[method-assign]
+
+    ErrorRecord.to_dict, batch._result_items = checked_to_dict, checked_result_items  # type: ignore[method-assign]
+    config.add_cleanup(restore)
+
+
+def _fail_on_new_violations() -> Generator[None, object, object]:
+    seen = len(SCHEMA_VIOLATIONS)
+    result = yield
+    if len(SCHEMA_VIOLATIONS) > seen:
+        lines = "\n".join(SCHEMA_VIOLATIONS[seen:][:20])
+        pytest.fail(f"records that do not match watcher/schemas/:\n{lines}", pytrace=False)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
+    return (yield from _fail_on_new_violations())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    return (yield from _fail_on_new_violations())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, object, object]:
+    return (yield from _fail_on_new_violations())

@@ -33,6 +33,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -191,7 +192,12 @@ def rerender_sources(targets: Iterable[str], settings: Settings) -> list[Path]:
             raise WatcherError(f"{target}: not a scene source (.py) or a folder of them")
         else:
             raise WatcherError(f"{target}: no such file or folder (or use done / failed)")
-    return find_sources(paths)
+    # `x.fixed.py` beside `x.py` is what validation.autofix rendered: an output, not a scene of its own.
+    return [
+        p
+        for p in find_sources(paths)
+        if not (p.name.endswith(".fixed.py") and p.with_name(p.name[:-9] + ".py").exists())
+    ]
 
 
 def content_key(source: bytes, settings: Settings) -> str:
@@ -399,9 +405,71 @@ def _result_items(
         return [*videos, (META_SUFFIX, _json_bytes(meta))]
     assert result.record is not None
     # What describes the MP4s still in place (from an earlier render) stays; the attempt is new.
-    meta = {**(previous or {}), "schema": META_SCHEMA, "source": name, "key": key, "ok": False}
+    meta = {**_previous_render(previous), "schema": META_SCHEMA, "source": name, "key": key, "ok": False}
     meta.update(error=ERROR_SUFFIX, failed_at=_utc_now())
     return [(ERROR_SUFFIX, result.record.to_json().encode()), (META_SUFFIX, _json_bytes(meta))]
+
+
+def _previous_render(previous: dict[str, Any] | None) -> dict[str, Any]:
+    """What a sidecar says of the render whose outputs are in place, checked field by field.
+
+    The sidecar sits in a shared folder: anyone who can write there can write it, so only
+    well-formed fields are carried into the new one (watcher/schemas/meta.schema.json).
+    """
+    if not previous:
+        return {}
+    kept: dict[str, Any] = {}
+    if isinstance(at := previous.get("rendered_at"), str) and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", at):
+        kept["rendered_at"] = at
+    if _number(previous.get("render_seconds")) is not None:
+        kept["render_seconds"] = previous["render_seconds"]
+    for key in ("settings", "versions", "overridden"):
+        if isinstance(value := previous.get(key), dict) and len(value) <= 32:
+            kept[key] = {
+                str(k)[:64]: v if isinstance(v, int | float | bool) else str(v)[:64]
+                for k, v in value.items()
+                if v is None or isinstance(v, str | int | float | bool)
+            }
+    if "versions" in kept:
+        kept["versions"] = {k: str(v) for k, v in kept["versions"].items()}
+    if "overridden" in kept:
+        kept["overridden"] = {
+            k: v for k, v in list(kept["overridden"].items())[:8] if isinstance(v, str | int | float) and v is not True
+        }
+    videos = [_video_entry(v) for v in sidecar_videos(previous)]
+    if (good := [v for v in videos if v is not None]) or "videos" in previous:
+        kept["videos"] = good
+    return kept
+
+
+def _video_entry(entry: dict[str, Any]) -> dict[str, Any] | None:
+    """A sidecar's description of one output in place, or None when it is not one."""
+    kind = entry.get("kind", "video")  # sidecars written before still scenes had no kind
+    ints = {k: entry.get(k) for k in ("width", "height", "frames")}
+    numbers = {k: entry.get(k) for k in ("duration", "fps")}
+    if not (
+        re.fullmatch(r"[^/]*\.(mp4|png)", entry["suffix"])
+        and isinstance(entry.get("scene"), str)
+        and entry["scene"]
+        and kind in ("video", "image")
+        and all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= (k == "frames" and 0 or 1) for k, v in ints.items()
+        )
+        and all(_number(v) is not None for v in numbers.values())
+    ):
+        return None
+    return {"suffix": entry["suffix"], "scene": entry["scene"], **ints, **numbers, "kind": kind}
+
+
+def _count(value: Any, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def _number(value: Any) -> float | None:
+    """A finite number of at least 0, or None."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < float("inf"):
+        return float(value)
+    return None
 
 
 def _kept_items(result: RenderResult) -> list[Item]:

@@ -209,6 +209,34 @@ def validate(files: tuple[str, ...], config: str | None, overrides: tuple[str, .
     sys.exit(EXIT_OK if all(r["ok"] for r in results) else EXIT_FAILED)
 
 
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--write", is_flag=True, help="replace each file by its fixed version (atomically, keeping its mode)")
+def fix(files: tuple[str, ...], write: bool) -> None:
+    """Apply the fixes that are certain (renamed Manim names, Markdown around the code, a
+    missing `import math`/`import random`) and print them as a unified diff.
+
+    \b
+    Exits 1 when fixes were shown but not written, 0 when none were needed or --write wrote them.
+    Example:
+        watcher fix inbox/*.py && watcher fix --write inbox/scene.py
+    """
+    from .fix import fix_file
+
+    status = EXIT_OK
+    for name in files:
+        result = fix_file(Path(name), write)
+        click.echo(result.diff, nl=False)
+        if result.note:
+            click.echo(f"{name}: {result.note}", err=True)
+        if result.error:
+            click.echo(f"watcher: {name}: {result.error}", err=True)
+            status = EXIT_USAGE
+        elif result.diff and not result.written and status == EXIT_OK:
+            status = EXIT_FAILED
+    sys.exit(status)
+
+
 # -- render and rerender ---------------------------------------------------------------
 
 
@@ -598,6 +626,34 @@ def report(
         click.echo(json.dumps(summary, indent=2))
     else:
         click.echo(f"wrote {page}: {summary['videos']} videos, {summary['failures']} failures")
+
+
+@cli.command()
+@click.argument("record", type=click.Path(dir_okay=False))
+@click.option("--verbose", "-v", is_flag=True, help="show the end of the render's output too")
+@click.option("--json", "as_json", is_flag=True, help="print the record, normalised, as JSON")
+def explain(record: str, verbose: bool, as_json: bool) -> None:
+    """Show an error record (<name>.error.json) for a person: where, what, the offending lines, the fix.
+
+    \b
+    Exit status 2 when RECORD is not an error record (or cannot be read).
+    Example:
+        watcher explain failed/broken_line9.error.json
+    """
+    from rich.console import Console
+
+    from .explain import explain as explained
+    from .explain import load_record
+
+    try:
+        rec = load_record(Path(record))
+    except WatcherError as e:
+        click.echo(printable(f"watcher: {e}"), err=True)
+        sys.exit(EXIT_USAGE)
+    if as_json:
+        click.echo(rec.to_json(), nl=False)
+    else:
+        Console(highlight=False).print(explained(rec, verbose=verbose), soft_wrap=True)
 
 
 # -- service --------------------------------------------------------------------------

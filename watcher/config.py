@@ -130,6 +130,9 @@ class Validation:
     api_check: Literal["error", "warn", "off"] = "error"
     # A generator's reply with the scene in a ```python fence: render the code in the fence.
     extract_code: bool = True
+    # The daemon renders the certainly-fixed version (watcher.fix) and files it and the diff
+    # beside the original: off by default, so that what is rendered is what was sent.
+    autofix: bool = False
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,15 @@ class Sandbox:
 
 
 @dataclass(frozen=True)
+class Hooks:
+    # A command (a list: program and arguments, no shell) run after a result is filed, with the
+    # filed paths appended as arguments and the record (JSON) on its stdin.
+    on_done: tuple[str, ...] = ()
+    on_failed: tuple[str, ...] = ()
+    timeout: float = field(default=60.0, metadata=_min(0.1))  # then its process group is killed
+
+
+@dataclass(frozen=True)
 class Logging:
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["text", "json"] = "text"
@@ -176,6 +188,7 @@ class Settings:
     workers: Workers = field(default_factory=Workers)
     daemon: Daemon = field(default_factory=Daemon)
     sandbox: Sandbox = field(default_factory=Sandbox)
+    hooks: Hooks = field(default_factory=Hooks)
     logging: Logging = field(default_factory=Logging)
     # Where the config was read from; relative folders were resolved against its directory.
     path: Path | None = field(default=None, compare=False)

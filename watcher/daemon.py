@@ -35,6 +35,8 @@ from typing import Any
 from . import pool, sandbox, sdnotify, texseed
 from .config import Settings, load_config
 from .errors import ErrorRecord, WatcherError
+from .fix import stage_fix
+from .hooks import HookRunner
 from .inbox import InboxWatcher, JobQueue
 from .layout import Claimed, Layout, Rejected
 from .render import prewarm, render_job
@@ -44,6 +46,7 @@ log = logging.getLogger(__name__)
 STATUS_NAME = ".watcher.status.json"  # in processing/, read by `watcher status`
 RETRY_FIRST = 1.0  # seconds before a result that could not be filed is tried again; doubles
 RETRY_MAX = 60.0
+HOOK_WAIT = 10.0  # seconds queued hooks may still run at shutdown
 STOP_WAIT = 2.0  # seconds cancelled renders get to stop and be put back before the pool is shut
 
 
@@ -65,6 +68,7 @@ class Daemon:
         self._held: dict[Path, tuple[Claimed, float]] = {}  # claims not filed yet -> when to try again
         self._backoff: dict[str, tuple[float, str]] = {}  # name -> (last delay, last error) until filed
         self._started = time.time()
+        self.hooks = HookRunner(settings.hooks, settings.path.parent if settings.path else None)
 
     # -- main thread ----------------------------------------------------------------
 
@@ -162,6 +166,7 @@ class Daemon:
             names = ", ".join(t.name for t in left)
             log.warning("exiting with %s still running; the next start settles what is in processing/", names)
         pool.shutdown()
+        self.hooks.close(min(self.settings.hooks.timeout, HOOK_WAIT))
         with self._lock:
             held = len(self._held)
         if held:
@@ -198,6 +203,7 @@ class Daemon:
             log.warning("folders and workers.count change only on restart; the rest of the new config applies")
             new = dataclasses.replace(new, folders=self.settings.folders, workers=self.settings.workers)
         self.settings = new
+        self.hooks.hooks = new.hooks  # the next hook runs with the new commands
         logging.getLogger("watcher").setLevel(new.logging.level)
         log.info("config reloaded from %s", new.path)
         sdnotify.ready()
@@ -279,13 +285,21 @@ class Daemon:
         try:
             attempts = self.layout.begin_attempt(claimed)  # may hit a full disk: handled below
             source = self.layout.read_source(claimed)
+            fixed = stage_fix(source, claimed.name, claimed.path.parent) if settings.validation.autofix else None
+            if fixed is not None:
+                source = fixed.source
+                log.info("%s: fixed before rendering: %s", claimed.name, "; ".join(fixed.changes))
             log.info("%s: rendering (attempt %d)", claimed.name, attempts)
             with render_job(source, claimed.name, settings, cancel=self._cancel) as result:
                 if result.cancelled:
                     back = self.layout.requeue(claimed)
                     log.info("%s: cancelled by shutdown; put back as %s", claimed.name, back)
                     return
-                self._file(claimed, result.ok, result.videos, result.record, started, result.suffixes)
+                videos, suffixes = result.videos, result.suffixes
+                if fixed is not None:  # x.fixed.py and x.fix.diff go beside the video, or the record
+                    videos = [*videos, *(path for path, _ in fixed.outputs)]
+                    suffixes = [*suffixes, *(suffix for _, suffix in fixed.outputs)]
+                self._file(claimed, result.ok, videos, result.record, started, suffixes)
             with self._lock:
                 self._backoff.pop(claimed.name, None)
         except OSError as e:
@@ -363,6 +377,8 @@ class Daemon:
             else:
                 self._count("done")
                 log.info("%s: done in %.2f s -> %s", claimed.name, time.monotonic() - started, paths[0])
+                document = {"source": claimed.name, "outputs": [str(p) for p in paths[:-1]], "filed": str(paths[-1])}
+                self.hooks.submit("done", claimed.name, paths, document)
                 return
         assert record is not None
         # A file of several scenes that failed part way: those that rendered go beside the record.
@@ -371,6 +387,7 @@ class Daemon:
         self._count("failed")
         elapsed = time.monotonic() - started
         log.warning("%s: failed in %.2f s (%s) -> %s", claimed.name, elapsed, _brief(record), paths[0])
+        self.hooks.submit("failed", claimed.name, paths, record.to_dict())
 
 
 def _join(threads: list[threading.Thread], timeout: float) -> list[threading.Thread]:

@@ -174,7 +174,7 @@ class ErrorRecord:
         self.source = _text(self.source, CAPS.source) or ""
         self.type = _text(self.type, CAPS.name) or "Error"
         self.message = _text(self.message, CAPS.message) or ""
-        self.line, self.column = _int(self.line), _int(self.column)
+        self.line, self.column = _position(self.line), _position(self.column)
         self.excerpt = _text(self.excerpt, CAPS.excerpt)
         self.hint = _text(self.hint, CAPS.hint)
         self.suggestion = _suggestion(self.suggestion)
@@ -259,6 +259,12 @@ def _int(value: Any) -> int | None:
     return None
 
 
+def _position(value: Any) -> int | None:
+    """A 1-based line or column, or None (a tampered child record may say 0 or -1)."""
+    value = _int(value)
+    return value if value is not None and value >= 1 else None
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, float) and math.isfinite(value):
         return value
@@ -273,7 +279,7 @@ def _frames(value: Any) -> list[Frame]:
             break
         if isinstance(item, Frame):
             item = asdict(item)
-        if isinstance(item, dict) and _int(item.get("line")) is not None:
+        if isinstance(item, dict) and _position(item.get("line")) is not None:
             function = _text(item.get("function"), CAPS.name) or "?"
             kept.append(Frame(item["line"], function, _text(item.get("code"), CAPS.code) or ""))
     return kept[::-1]
@@ -281,12 +287,12 @@ def _frames(value: Any) -> list[Frame]:
 
 def _suggestion(value: Any) -> dict[str, Any] | None:
     """{"line", "column", "replace", "with"} with a line and both texts, or None."""
-    if not isinstance(value, dict) or _int(value.get("line")) is None:
+    if not isinstance(value, dict) or _position(value.get("line")) is None:
         return None
     replace, with_ = _text(value.get("replace"), CAPS.code), _text(value.get("with"), CAPS.code)
     if replace is None or with_ is None:
         return None
-    return {"line": value["line"], "column": _int(value.get("column")), "replace": replace, "with": with_}
+    return {"line": value["line"], "column": _position(value.get("column")), "replace": replace, "with": with_}
 
 
 def _findings(value: Any) -> list[dict[str, Any]]:
@@ -296,8 +302,8 @@ def _findings(value: Any) -> list[dict[str, Any]]:
         {
             "code": _text(f.get("code"), CAPS.name) or "?",
             "message": _text(f.get("message"), CAPS.finding_message) or "",
-            "line": _int(f.get("line")),
-            "column": _int(f.get("column")),
+            "line": _position(f.get("line")),
+            "column": _position(f.get("column")),
         }
         for f in findings[: CAPS.findings]
     ]

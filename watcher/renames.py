@@ -25,6 +25,8 @@ class Rename:
     one, `config.frame_width`), a method of each class in `owners`, a parameter of each
     class in `owners`, or an importable module. `exact` says that writing `new` in place
     of `old` is the whole fix (a `suggestion` can be made); otherwise `note` says how.
+    `fix` says the rename is also right in every use, so `watcher fix` (watcher.fix) may
+    apply it unasked; an exact entry whose note offers a choice or an extra argument is not.
     """
 
     kind: Kind
@@ -33,6 +35,7 @@ class Rename:
     note: str
     exact: bool = True
     owners: tuple[str, ...] = ()  # attr: classes that lack it; kwarg: callables that refuse it
+    fix: bool = False
 
 
 def _names() -> list[Rename]:
@@ -80,7 +83,10 @@ def _names() -> list[Rename]:
         ("FRAME_X_RADIUS", "config.frame_x_radius", "frame sizes live on config", True),
         ("FRAME_Y_RADIUS", "config.frame_y_radius", "frame sizes live on config", True),
     ]
-    return [Rename("name", old, new, note, exact) for old, new, note, exact in r]
+    # Exact, but the new name alone changes what the scene shows: a person decides.
+    judgement = {"ShowCreationThenDestruction", "ShowCreationThenFadeAround", "CircleIndicate"}
+    judgement |= {"TransformMatchingStrings", "GlowDot"}
+    return [Rename("name", old, new, note, exact, fix=exact and old not in judgement) for old, new, note, exact in r]
 
 
 def _attrs() -> list[Rename]:
@@ -105,7 +111,9 @@ def _attrs() -> list[Rename]:
         ("fix_in_frame", "ThreeDScene.add_fixed_in_frame_mobjects", "self.add_fixed_in_frame_mobjects(m)", False, ()),
         ("math", "math", "np.math was removed from NumPy: `import math` and use math.<name>", True, ("numpy",)),
     ]
-    return [Rename("attr", old, new, note, exact, owners or ("Mobject",)) for old, new, note, exact, owners in r]
+    return [
+        Rename("attr", old, new, note, exact, owners or ("Mobject",), fix=exact) for old, new, note, exact, owners in r
+    ]
 
 
 def _kwargs() -> list[Rename]:
@@ -134,7 +142,7 @@ def _kwargs() -> list[Rename]:
         ("insert_line_no", "add_line_numbers", "Code(add_line_numbers=...)", ("Code",)),
     ]
     exact = {"numbers_to_show", "code", "file_name", "style", "insert_line_no", "x_axis_width", "y_axis_height"}
-    return [Rename("kwarg", old, new, note, old in exact, owners) for old, new, note, owners in r]
+    return [Rename("kwarg", old, new, note, old in exact, owners, fix=old in exact) for old, new, note, owners in r]
 
 
 def _modules() -> list[Rename]:
