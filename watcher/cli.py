@@ -698,7 +698,8 @@ def service(config: str, user: str | None, install: bool) -> None:
 def service_unit(settings: Settings, config: Path, user: str) -> str:
     template = (Path(__file__).parent / "watcher.service").read_text(encoding="utf-8")
     f = settings.folders
-    folders = sorted({str(p) for p in (f.inbox, f.processing, f.done, f.failed, f.work)})
+    # cache/ beside work/: the Manim API snapshot (watcher.apisnapshot)
+    folders = sorted({str(p) for p in (f.inbox, f.processing, f.done, f.failed, f.work, f.work.parent / "cache")})
     memory = max(1024, settings.render.memory_limit_mb) * settings.worker_count + 512
     return template.format(
         config=config,

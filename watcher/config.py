@@ -125,9 +125,14 @@ class Validation:
     enabled: bool = True
     forbidden_calls: tuple[str, ...] = DEFAULT_FORBIDDEN_CALLS
     forbidden_imports: tuple[str, ...] = DEFAULT_FORBIDDEN_IMPORTS
-    # Names from older Manim or ManimGL (watcher.renames): error refuses the scene before a
-    # render with every occurrence listed, warn only reports them, off skips the check.
+    # Names from older Manim or ManimGL (watcher.renames), and against a snapshot of Manim's
+    # API (watcher.apisnapshot) undefined names and keyword arguments Manim does not take:
+    # error refuses the scene before a render with every occurrence listed, warn only
+    # reports them, off skips the check.
     api_check: Literal["error", "warn", "off"] = "error"
+    # Seconds a check may wait for the API snapshot to be made (once per Manim version);
+    # 0: a check that finds none skips that part while it is made in the background.
+    api_wait: float = field(default=0.0, metadata=_min(0.0))
     # A generator's reply with the scene in a ```python fence: render the code in the fence.
     extract_code: bool = True
     # The daemon renders the certainly-fixed version (watcher.fix) and files it and the diff

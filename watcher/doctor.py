@@ -136,7 +136,7 @@ def check_latex(settings: Settings) -> Check:
         return Check("latex, dvisvgm", FAIL, f"not on PATH: {', '.join(missing)}", fix)
     with tempfile.TemporaryDirectory(prefix="watcher-doctor-") as tmp:
         # A private work folder: the check must not depend on (or litter) the configured one.
-        folders = dataclasses.replace(settings.folders, work=Path(tmp))
+        folders = dataclasses.replace(settings.folders, work=Path(tmp) / "work")  # its cache/ goes in tmp too
         settings = dataclasses.replace(settings, folders=folders)
         started = time.monotonic()
         with render_job(MATHTEX_SCENE, "doctor_mathtex.py", settings) as result:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import jobfs, layout, pool, sandbox, texseed
+from . import apisnapshot, jobfs, layout, pool, sandbox, texseed
 from .config import ENFORCED_SETTINGS, QUALITIES, RESOLUTIONS, Settings, default_settings
 from .errors import PHASES, ErrorRecord, InvalidScene, RenderError, RenderTimeout, cap_text, excerpt
 from .validate import check_scene, findings_record, validate_scene_code
@@ -120,8 +120,8 @@ def render_job(
 
 
 def prewarm(settings: Settings, count: int | None = None) -> None:
-    """Start warm workers for `count` renders at once (default workers.count), and the shared
-    number glyphs (watcher.texseed), in the background.
+    """Start warm workers for `count` renders at once (default workers.count), the shared
+    number glyphs (watcher.texseed) and the Manim API snapshot (watcher.apisnapshot), in the background.
 
     Optional: render_job starts warm workers on demand, but then the first jobs wait for
     Manim's import; without prewarm no job gets the shared glyphs. No warm workers with
@@ -130,6 +130,8 @@ def prewarm(settings: Settings, count: int | None = None) -> None:
     if settings.render.warm_workers:
         pool.get_pool().prewarm(count or settings.worker_count)
     texseed.start(settings)
+    if settings.validation.api_check != "off":
+        apisnapshot.get(settings)  # starts making the Manim API snapshot in the background if it is missing
 
 
 def _run_child(
@@ -641,7 +643,8 @@ def execute_animation_code(
         raise ValueError(f"unknown quality {quality!r}; use one of {', '.join(QUALITIES)}")
     if settings is None:
         base = default_settings()
-        work = Path(tempfile.gettempdir()) / "watcher-work"
+        # /tmp/watcher/work: the API snapshot's cache/ beside it is /tmp/watcher/cache, not /tmp/cache.
+        work = Path(tempfile.gettempdir()) / "watcher" / "work"
         settings = dataclasses.replace(base, folders=dataclasses.replace(base.folders, work=work))
     settings = dataclasses.replace(settings, render=dataclasses.replace(settings.render, quality=QUALITIES[quality]))
     name = output_name[:-4] if output_name.endswith(".mp4") else output_name

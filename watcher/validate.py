@@ -8,17 +8,21 @@ the render child and the limits around it are what contain a hostile scene.
 from __future__ import annotations
 
 import ast
+import builtins
 import codecs
+import difflib
 import importlib.util
 import re
+import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import errors, renames
+from . import apisnapshot, errors, renames
 from .config import Settings
 from .errors import ErrorRecord, InvalidScene
+from .hints import close
 
 # Manim's scene classes a user scene may derive from (by name, however manim was imported).
 SCENE_BASES = frozenset(
@@ -32,6 +36,7 @@ _TYPES = {"syntax": "SyntaxError", "encoding": "InvalidSource", "size": "Invalid
 _TYPES |= dict.fromkeys(("forbidden-call", "forbidden-import"), "PolicyViolation")
 _TYPES |= {"not-python": "SyntaxError", "markdown": "SyntaxError", "code-blocks": "SyntaxError"}
 _TYPES |= {"old-api": "OldManimAPI", "not-manim": "NotAManimScene", "plugin": "MissingPlugin"}
+_TYPES |= {"undefined-name": "NameError", "unknown-keyword": "TypeError"}
 _HINTS = {
     "encoding": "save the file as UTF-8 text (a BOM is fine, NUL bytes are not)",
     "size": "make the scene smaller, or raise render.max_source_bytes",
@@ -80,7 +85,8 @@ class CheckResult:
     # Markdown reply, every other line blanked so that line numbers still match the file.
     source: str | None = None
     extracted: tuple[int, int] | None = None  # the first and last line of that code
-    # validation.api_check: warn puts old-API findings here; they do not stop a render.
+    # validation.api_check: warn puts old-API, undefined-name and unknown-keyword findings here;
+    # they do not stop a render.
     warnings: list[Finding] = field(default_factory=list)
 
     @property
@@ -159,6 +165,7 @@ def check_scene(source: bytes | str, settings: Settings | None = None, filename:
     api = settings.validation.api_check
     if api != "off":
         old = _check_api(tree, text if result.source is None else result.source)
+        old += _check_snapshot(tree, settings)
         if api == "warn":
             result.warnings = old
         else:
@@ -225,6 +232,9 @@ def findings_record(result: CheckResult, filename: str) -> ErrorRecord:
     elif first.code == "old-api":
         fixes = [f"line {f.line}: {f.message}" for f in result.findings if f.code == "old-api"]
         hint = f"these names are from an older Manim or ManimGL; fix all {len(fixes)}: " + "; ".join(fixes)
+    elif first.code in _SNAPSHOT_CODES:
+        fixes = [f"line {f.line}: {f.message}" for f in result.findings if f.code in _SNAPSHOT_CODES]
+        hint = f"check the scene against the {API} API; fix all {len(fixes)}: " + "; ".join(fixes)
     elif first.code == "syntax" and "f-string" in first.message:
         hint = "in an f-string, TeX braces must be doubled ({{ and }}), or build the TeX string without f"
     return ErrorRecord(
@@ -607,3 +617,189 @@ def _old(entry: renames.Rename, line: int, column: int, written: str | None = No
     message = f"{what} is not in Manim Community 0.22: use {entry.new} ({entry.note})"
     suggestion = {"line": line, "column": column, "replace": written, "with": entry.new} if entry.exact else None
     return Finding("old-api", message, line, column, suggestion)
+
+
+# -- names and keyword arguments, against a snapshot of Manim's API (watcher.apisnapshot) ----------
+
+API = "Manim Community 0.22"
+_SNAPSHOT_CODES = ("undefined-name", "unknown-keyword")
+# What a module's code can read besides its own names and the builtins (and a method, __class__).
+_MODULE_NAMES = frozenset(
+    "__name__ __file__ __doc__ __builtins__ __spec__ __loader__ __package__ __debug__ __class__ "
+    "__annotations__ __qualname__ __module__ __dict__".split()
+)
+# A file that reaches its namespace through these can bind names no static look finds.
+_DYNAMIC = frozenset({"globals", "locals", "vars", "exec", "eval", "__import__", "__builtins__"})
+
+
+def _check_snapshot(tree: ast.Module, settings: Settings) -> list[Finding]:
+    """Undefined names and unknown keyword arguments of Manim's callables; none without a snapshot."""
+    stars = [
+        n.module if n.level == 0 else None
+        for n in ast.walk(tree)
+        if isinstance(n, ast.ImportFrom) and any(a.name == "*" for a in n.names)
+    ]
+    explicit = _manim_imports(tree)
+    if "manim" not in stars and not explicit:
+        return []
+    snap = apisnapshot.get(settings)
+    if snap is None:
+        return []
+    found: list[Finding] = []
+    bound, own = _bindings(tree, explicit)
+    # Manim's names as the file sees them: a star import brings all, `from manim import X as Y` brings Y.
+    manim = {local: name for local, name in explicit.items() if local not in own}
+    if "manim" in stars:
+        manim |= {name: name for name in snap.names if name not in own}
+    others = [m for m in stars if m != "manim"]
+    known_stars = all(m in snap.modules for m in others)
+    shadowed = set().union(*(snap.modules[m] for m in others if m in snap.modules))
+    names = [n for n in ast.walk(tree) if isinstance(n, ast.Name)]
+    dynamic = any(n.id in _DYNAMIC for n in names)
+    if "manim" in stars and known_stars and not dynamic:
+        found += _undefined_names(tree, bound | set(snap.names) | shadowed)
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.keywords):
+            continue
+        callee = node.func.id
+        if callee not in manim or callee in shadowed or (not known_stars and callee not in explicit):
+            # Another star import may bring the name after Manim's.
+            continue
+        keywords = snap.keywords(manim[callee])
+        if keywords is None or keywords.open:
+            continue
+        for kw in node.keywords:
+            if kw.arg and kw.arg not in keywords.names and not renames.kwarg_rename(kw.arg, manim[callee]):
+                found.append(_unknown_keyword(node, callee, kw, keywords.names))
+    return sorted(found, key=lambda f: (f.line or 0, f.column or 0))
+
+
+def _manim_imports(tree: ast.Module) -> dict[str, str]:
+    """Local name -> Manim's name, for `from manim import X [as Y]`."""
+    out: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == "manim":
+            out |= {a.asname or a.name: a.name for a in node.names if a.name != "*"}
+    return out
+
+
+def _bindings(tree: ast.Module, explicit: dict[str, str]) -> tuple[set[str], set[str]]:
+    """Every name the module binds anywhere (scope-blind on purpose), and those bound other than by Manim's import."""
+    bound: set[str] = set()
+    own: set[str] = set()
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            names = [node.id]
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names = [node.name]
+        elif isinstance(node, ast.arg):
+            names = [node.arg]
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            names = list(node.names)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names = [node.name]
+        elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+            names = [node.name]
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            names = [node.rest]
+        elif isinstance(node, ast.Import):
+            names = [a.asname or a.name.split(".")[0] for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            bound.update(a.asname or a.name for a in node.names if a.name != "*")
+            if node.level == 0 and node.module == "manim":
+                continue
+            names = [a.asname or a.name for a in node.names if a.name != "*"]
+        bound.update(names)
+        own.update(names)
+    return bound, own
+
+
+def _undefined_names(tree: ast.Module, known: set[str]) -> list[Finding]:
+    known |= _MODULE_NAMES | set(dir(builtins))
+    skip = _annotation_names(tree)
+    tex = _tex_fields(tree)
+    choices = sorted(known - _MODULE_NAMES)
+    found: list[Finding] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Name) or not isinstance(node.ctx, ast.Load) or node.id in known:
+            continue
+        if id(node) in skip or node.id in renames.NAMES:  # old names are old-api findings
+            continue
+        found.append(_undefined(node, choices, id(node) in tex))
+    return found
+
+
+def _tex_fields(tree: ast.Module) -> set[int]:
+    """The Name nodes in the fields of an f-string holding TeX (a backslash): f"\\frac{a}{b}" reads a and b."""
+    out: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.JoinedStr) and any(
+            isinstance(v, ast.Constant) and "\\" in str(v.value) for v in node.values
+        ):
+            out.update(id(n) for v in node.values if isinstance(v, ast.FormattedValue) for n in ast.walk(v))
+    return out
+
+
+def _annotation_names(tree: ast.Module) -> set[int]:
+    """The Name nodes inside annotations: often never evaluated, never worth a finding."""
+    notes: list[ast.expr] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.arg) and node.annotation:
+            notes.append(node.annotation)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.returns:
+            notes.append(node.returns)
+        elif isinstance(node, ast.AnnAssign):
+            notes.append(node.annotation)
+    return {id(n) for note in notes for n in ast.walk(note)}
+
+
+def _undefined(node: ast.Name, choices: list[str], tex: bool) -> Finding:
+    name, line, column = node.id, node.lineno, node.col_offset + 1
+    what = f"`{name}` is not defined (not in the file, Python's builtins or {API})"
+    if tex:
+        msg = f"{what}: it is a field of an f-string holding TeX; double the TeX braces ({{{{ and }}}}) or drop the f"
+        return Finding("undefined-name", msg, line, column)
+    if name in sys.stdlib_module_names:
+        msg = f"`{name}` is a Python module the file uses without importing it: add `import {name}` at the top"
+        fix = {"line": 1, "column": 1, "replace": "", "with": f"import {name}\n"}
+        return Finding("undefined-name", msg, line, column, fix)
+    matches = close(name, choices)
+    if best := _best(matches, name):
+        suggestion = {"line": line, "column": column, "replace": name, "with": best}
+        return Finding("undefined-name", f"{what}: did you mean `{best}`?", line, column, suggestion)
+    if matches:
+        return Finding(
+            "undefined-name", f"{what}: did you mean one of {', '.join(f'`{m}`' for m in matches)}?", line, column
+        )
+    return Finding("undefined-name", what, line, column)
+
+
+def _best(matches: list[str], word: str) -> str | None:
+    """The match to suggest: the only one, or one clearly closer than the next (as watcher.hints does)."""
+    if len(matches) > 1:
+        ratio = [difflib.SequenceMatcher(None, word.lower(), m.lower()).ratio() for m in matches[:2]]
+        return matches[0] if ratio[0] - ratio[1] >= 0.1 else None
+    return matches[0] if matches else None
+
+
+def _unknown_keyword(call: ast.Call, callee: str, kw: ast.keyword, accepted: tuple[str, ...]) -> Finding:
+    line, column = kw.lineno, kw.col_offset + 1
+    public = [a for a in accepted if not a.startswith("_")]
+    matches = close(kw.arg or "", public)
+    if kw.arg == "opacity" and "stroke_opacity" in public:  # a Line or an outline: its colour is its stroke
+        matches = [m for m in ("stroke_opacity", "fill_opacity") if m in public]
+    ranked = matches + [a for a in public if a not in matches]
+    listed = ", ".join(ranked[:15]) + (", ..." if len(ranked) > 15 else "")
+    what = f"{callee}() does not take `{kw.arg}=`"
+    if kw.arg in ("dash_length", "dashed_ratio") and callee in ("Line", "Arrow"):
+        msg = f"{what}: it belongs to DashedLine; use DashedLine(...)"
+        fix = {"line": call.lineno, "column": call.col_offset + 1, "replace": callee, "with": "DashedLine"}
+        return Finding("unknown-keyword", msg, line, column, fix if callee == "Line" else None)
+    best = matches[0] if kw.arg == "opacity" and matches else _best(matches, kw.arg or "")
+    if best:
+        suggestion = {"line": line, "column": column, "replace": kw.arg, "with": best}
+        return Finding(
+            "unknown-keyword", f"{what}: did you mean `{best}=`? It takes: {listed}", line, column, suggestion
+        )
+    return Finding("unknown-keyword", f"{what}; it takes: {listed}", line, column)
