@@ -150,7 +150,8 @@ class Daemon:
             while t.is_alive() and time.monotonic() < deadline and self._stop_requests < 2:
                 t.join(0.2)
         if any(t.is_alive() for t in self._workers):
-            log.warning("cancelling %d running render(s); their sources go back to the inbox", len(self._running))
+            if self._running:  # (a worker between jobs only needs the cancel to stop waiting)
+                log.warning("cancelling %d running render(s); their sources go back to the inbox", len(self._running))
             self._cancel.set()
         # texseed.stop() cancels the glyph build and waits for it: in a thread, so that the wait is ours to bound.
         glyphs = threading.Thread(target=texseed.stop, name="texseed-stop", daemon=True)

@@ -229,12 +229,11 @@ def findings_record(result: CheckResult, filename: str) -> ErrorRecord:
     if first.code == "ambiguous-scene":
         names = ", ".join(result.candidates)
         hint = f"name the scene to render `{GENERATED}`, or set render.scene to one of: {names}"
-    elif first.code == "old-api":
-        fixes = [f"line {f.line}: {f.message}" for f in result.findings if f.code == "old-api"]
-        hint = f"these names are from an older Manim or ManimGL; fix all {len(fixes)}: " + "; ".join(fixes)
-    elif first.code in _SNAPSHOT_CODES:
-        fixes = [f"line {f.line}: {f.message}" for f in result.findings if f.code in _SNAPSHOT_CODES]
-        hint = f"check the scene against the {API} API; fix all {len(fixes)}: " + "; ".join(fixes)
+    elif first.code in ("old-api", *_SNAPSHOT_CODES):
+        api = [f for f in result.findings if f.code in ("old-api", *_SNAPSHOT_CODES)]
+        fixes = "; ".join(f"line {f.line}: {f.message}" for f in api)
+        what = "older Manim or ManimGL names" if first.code == "old-api" else f"mistakes against the {API} API"
+        hint = f"{what}: fix all {len(api)}: {fixes}" if len(api) > 1 else f"{what}: {fixes}"
     elif first.code == "syntax" and "f-string" in first.message:
         hint = "in an f-string, TeX braces must be doubled ({{ and }}), or build the TeX string without f"
     return ErrorRecord(
@@ -530,19 +529,36 @@ def _foreign(tree: ast.Module, skip_manimlib: bool) -> Finding | None:
 
 
 def _missing_plugins(tree: ast.Module) -> list[Finding]:
-    """Imports of Manim plugins that are not installed: the scene cannot import, and no rename helps."""
+    """Imports of modules that are not installed (Manim plugins named as such): the scene cannot
+    import, and no rename helps. Old Manim and foreign modules have findings of their own."""
     found: list[Finding] = []
+    tries = [t for t in ast.walk(tree) if isinstance(t, ast.Try) and t.handlers]
+    guarded = {id(n) for t in tries for b in t.body for n in ast.walk(b)}
     for node in ast.walk(tree):
+        if id(node) in guarded:  # `try: import x` / `except ImportError`: the scene copes without it
+            continue
         modules = [a.name for a in node.names] if isinstance(node, ast.Import) else []
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             modules = [node.module]
         for module in modules:
             top = module.split(".")[0]
-            # find_spec of a top-level name looks on sys.path without importing anything.
-            if top in renames.PLUGINS and importlib.util.find_spec(top) is None:
+            if renames.module_rename(module) or top in renames.FOREIGN or _installed(top):
+                continue
+            if top in renames.PLUGINS:
                 msg = f"{module} is the Manim plugin {renames.PLUGINS[top]}, which is not installed here"
-                found.append(_at(node, "plugin", msg))
+            else:
+                msg = f"{module} is not installed here: scenes can use Manim, NumPy and Python's standard library"
+            found.append(_at(node, "plugin", msg))
     return found
+
+
+def _installed(top: str) -> bool:
+    """Whether a top-level module can be imported here (the render child has the same Python)."""
+    try:
+        # find_spec of a top-level name looks on sys.path without importing anything.
+        return importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 # -- names from older Manim and ManimGL ---------------------------------------------------------
