@@ -80,6 +80,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from textwrap import indent
@@ -351,7 +352,9 @@ def test_scene_row(row: Row, policy: bool, work_dir: Path, layers: sandbox.Layer
         assert "while True" in marked or "pass" in marked, rec.excerpt
 
 
-def test_r09_an_output_flood_is_capped_and_the_parent_stays_flat(policy: bool, work_dir: Path):
+@contextlib.contextmanager
+def rss_samples() -> Iterator[list[int]]:
+    """This process's resident memory (kB), sampled every 10 ms while the block runs."""
     rss: list[int] = []
     done = threading.Event()
 
@@ -363,11 +366,16 @@ def test_r09_an_output_flood_is_capped_and_the_parent_stays_flat(policy: bool, w
     sampler = threading.Thread(target=sample)
     sampler.start()
     try:
-        body = "for _ in range(300):\n    print('x' * 10**6, flush=True)\n1 / 0"
-        out = render(work_dir, hostile(body), policy, "render.max_log_bytes=4096", "render.timeout=30")
+        yield rss
     finally:
         done.set()
         sampler.join()
+
+
+def test_r09_an_output_flood_is_capped_and_the_parent_stays_flat(policy: bool, work_dir: Path):
+    with rss_samples() as rss:
+        body = "for _ in range(300):\n    print('x' * 10**6, flush=True)\n1 / 0"
+        out = render(work_dir, hostile(body), policy, "render.max_log_bytes=4096", "render.timeout=30")
     assert (out.record.phase, out.record.type) == ("render", "ZeroDivisionError")
     assert len(out.record.stderr_tail) <= 4096
     assert max(rss) - rss[0] < 64 * 1024, f"the parent grew by {(max(rss) - rss[0]) // 1024} MB for 300 MB of output"
@@ -599,22 +607,9 @@ def test_r41_no_render_as_root_when_the_user_layer_cannot_apply(tmp_path: Path, 
 
 
 def test_r42_a_huge_message_makes_a_small_record_and_the_parent_stays_flat(policy: bool, work_dir: Path):
-    rss: list[int] = []
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.wait(0.01):
-            with open("/proc/self/status") as f:
-                rss.append(next(int(line.split()[1]) for line in f if line.startswith("VmRSS")))
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    try:
+    with rss_samples() as rss:
         source = hostile("raise RuntimeError('HEAD' + 'A' * 300_000_000 + 'TAIL')")
         out = render(work_dir, source, policy, "render.timeout=30")
-    finally:
-        done.set()
-        sampler.join()
     record = out.record
     assert (record.phase, record.type) == ("render", "RuntimeError")
     assert record.message.startswith("HEAD") and record.message.endswith("TAIL") and "characters cut" in record.message
@@ -773,7 +768,7 @@ def test_a_daemon_that_is_not_root_still_isolates_its_renders(tmp_path: Path):
     keep = Path(blocked) / Path(sys.base_prefix).relative_to(blocked).parts[0] if blocked else None
     for path in sandbox._python_paths():  # what the mount below cannot open: the clone's own folders
         if keep is None or not Path(path).is_relative_to(keep):
-            if unreachable := _first_unsearchable(Path(path), entry):
+            if unreachable := sandbox._unsearchable(Path(path), entry):
                 shutil.rmtree(home, ignore_errors=True)
                 pytest.skip(
                     f"{entry.pw_name} cannot reach {path}: {unreachable} is not searchable for it "
@@ -804,15 +799,6 @@ def test_a_daemon_that_is_not_root_still_isolates_its_renders(tmp_path: Path):
     assert layers.missing(["pid", "network", "mount", "ipc", "processes"]) == [], layers.summary()
     assert not layers.user.available
     assert out["seen"] == {"uid": entry.pw_uid, "pid": 1} and out["ok"]
-
-
-def _first_unsearchable(path: Path, entry: pwd.struct_passwd) -> str | None:
-    for folder in [*reversed(path.parents), path]:
-        st = os.stat(folder)
-        bit = stat.S_IXUSR if st.st_uid == entry.pw_uid else stat.S_IXGRP if st.st_gid == entry.pw_gid else stat.S_IXOTH
-        if not st.st_mode & bit:
-            return str(folder)
-    return None
 
 
 # -- inbox and crash rows, through the real daemon ----------------------------------------

@@ -546,20 +546,26 @@ def _switch_user(job_dir: Path, entry: pwd.struct_passwd) -> None:
 def _unreachable(job_dir: Path, entry: pwd.struct_passwd) -> str | None:
     """The first directory the render user could not search on its way to the job or Python."""
     for target in (job_dir, *_python_paths()):
-        path = Path(target)
-        for folder in [*reversed(path.parents), path]:
-            try:
-                st = os.stat(folder)
-            except OSError:
-                break
-            if st.st_uid == entry.pw_uid:
-                bit = stat.S_IXUSR
-            elif st.st_gid == entry.pw_gid:
-                bit = stat.S_IXGRP
-            else:
-                bit = stat.S_IXOTH
-            if not st.st_mode & bit:
-                return str(folder)
+        if blocked := _unsearchable(Path(target), entry):
+            return blocked
+    return None
+
+
+def _unsearchable(path: Path, entry: pwd.struct_passwd) -> str | None:
+    """The first directory on the way to `path` (itself included) that the user `entry` cannot search."""
+    for folder in [*reversed(path.parents), path]:
+        try:
+            st = os.stat(folder)
+        except OSError:
+            break
+        if st.st_uid == entry.pw_uid:
+            bit = stat.S_IXUSR
+        elif st.st_gid == entry.pw_gid:
+            bit = stat.S_IXGRP
+        else:
+            bit = stat.S_IXOTH
+        if not st.st_mode & bit:
+            return str(folder)
     return None
 
 
