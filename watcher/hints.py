@@ -124,6 +124,13 @@ class _Context:
             return None
         return {"line": where[0], "column": where[1], "replace": old, "with": new}
 
+    def replace_attribute(self, old: str, new: str) -> Suggestion | None:
+        """Like `replace` for an attribute: `.old` is found, the column is the name's, past the dot."""
+        suggestion = self.replace(old, new, rf"\.{re.escape(old)}\b")
+        if suggestion:
+            suggestion["column"] += 1
+        return suggestion
+
     def calls(self) -> list[ast.Call]:
         """The calls that start on the failing line, outermost first."""
         try:
@@ -242,17 +249,11 @@ def attribute_hint(exc: AttributeError, ns: Namespace, ctx: _Context) -> tuple[s
     if manim is not None and isinstance(obj, manim.Camera) and name == "frame":
         return _scene_base_hint(_scene_at(ns, manim, ctx), "camera.frame", "MovingCameraScene", ctx)
     if (entry := renames.ATTRS.get(name)) is not None:
-        suggestion = ctx.replace(name, entry.new, rf"\.{re.escape(name)}\b") if entry.exact else None
-        if suggestion:
-            suggestion["column"] += 1  # past the dot
-        return _rename_text(entry), suggestion
+        return _rename_text(entry), ctx.replace_attribute(name, entry.new) if entry.exact else None
     owner = type(obj).__name__ if obj is not None else "the object"
     matches = close(name, dir(type(obj))) if obj is not None else []
     if best := _one(matches, name):
-        suggestion = ctx.replace(name, best, rf"\.{re.escape(name)}\b")
-        if suggestion:
-            suggestion["column"] += 1
-        return f"{owner} has no attribute `{name}`: did you mean `{best}`?", suggestion
+        return f"{owner} has no attribute `{name}`: did you mean `{best}`?", ctx.replace_attribute(name, best)
     if matches:
         return f"{owner} has no attribute `{name}`; close ones: {', '.join(matches)}", None
     return f"{owner} has no attribute `{name}` in {API}; see its methods in the Manim reference", None
@@ -304,16 +305,10 @@ def getter_hint(ns: Namespace, ctx: _Context) -> tuple[str | None, Suggestion | 
         f"<name> (here `{name[4:]}`), which takes no arguments, hence the TypeError"
     )
     if entry := renames.ATTRS.get(name):
-        suggestion = ctx.replace(name, entry.new, rf"\.{re.escape(name)}\b") if entry.exact else None
-        if suggestion:
-            suggestion["column"] += 1
-        return f"{explain}. {_rename_text(entry)}", suggestion
+        return f"{explain}. {_rename_text(entry)}", ctx.replace_attribute(name, entry.new) if entry.exact else None
     matches = close(name, real)
     if best := _one(matches, name):
-        suggestion = ctx.replace(name, best, rf"\.{re.escape(name)}\b")
-        if suggestion:
-            suggestion["column"] += 1
-        return f"{explain}. Did you mean `{best}`?", suggestion
+        return f"{explain}. Did you mean `{best}`?", ctx.replace_attribute(name, best)
     if matches:
         return f"{explain}. Close ones: {', '.join(matches)}", None
     return explain, None
