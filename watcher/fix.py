@@ -27,7 +27,7 @@ from pathlib import Path
 from . import renames
 from .errors import InvalidScene
 from .layout import fsync_dir, write_file
-from .validate import check_scene, decode_source
+from .validate import check_scene, decode_source, file_names
 
 # Modules a scene uses without importing them (`from manim import *` brings neither).
 STDLIB_IMPORTS = ("math", "random")
@@ -103,8 +103,9 @@ def _rename_edits(tree: ast.Module, code: str) -> list[_Edit]:
         names = {tok.start: tok.string for tok in _tokens(code) if tok.type == tokenize.NAME}
     except (tokenize.TokenError, SyntaxError):
         return []
-    stored, imported, methods, numpy, star = _bindings(tree)
-    bound = stored | imported
+    own = file_names(tree)
+    stored, methods, numpy, star = own.stored | own.deleted, own.methods, own.numpy, own.star
+    bound = stored | own.imports | own.foreign
     edits: list[_Edit] = []
 
     def at(line: int, byte_col: int, old: str, end_col: int | None, new: str, what: str) -> None:
@@ -148,36 +149,6 @@ def _rename_edits(tree: ast.Module, code: str) -> list[_Edit]:
                 if kw.arg and callee and (entry := renames.kwarg_rename(kw.arg, callee)) and entry.fix:
                     at(kw.lineno, kw.col_offset, kw.arg, None, entry.new, f"{callee}({entry.old}=) -> {entry.new}=")
     return sorted(set(edits), key=lambda e: (e.line, e.start))
-
-
-def _bindings(tree: ast.Module) -> tuple[set[str], set[str], set[str], set[str], bool]:
-    """Names the file binds itself, names it imports from outside manim, its method names,
-    its names for numpy, and whether it has `from manim import *`."""
-    stored: set[str] = set()
-    imported: set[str] = set()
-    methods: set[str] = set()
-    numpy = {"np", "numpy"}  # `from manim import *` brings np
-    star = False
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
-            stored.add(node.id)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            methods.add(node.name)
-            stored.add(node.name)
-            stored.update(a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg))
-        elif isinstance(node, ast.ClassDef):
-            stored.add(node.name)
-        elif isinstance(node, ast.Import):
-            for a in node.names:
-                imported.add(a.asname or a.name.split(".")[0])
-                if a.name == "numpy":
-                    numpy.add(a.asname or a.name)
-        elif isinstance(node, ast.ImportFrom):
-            from_manim = node.level == 0 and (node.module or "").split(".")[0] == "manim"
-            star = star or (from_manim and node.module == "manim" and node.names[0].name == "*")
-            if not from_manim:  # a name of another library's is not Manim's old one
-                imported.update(a.asname or a.name for a in node.names if a.name != "*")
-    return stored, imported, methods, numpy, star
 
 
 def _apply(code: str, edits: list[_Edit]) -> str:

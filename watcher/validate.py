@@ -564,25 +564,51 @@ def _installed(top: str) -> bool:
 # -- names from older Manim and ManimGL ---------------------------------------------------------
 
 
-def _check_api(tree: ast.Module, text: str) -> list[Finding]:
-    """Every use of an old Manim name (watcher.renames), each with its replacement."""
-    bound: set[str] = set()  # the file's own names: a class ShowCreation of its own is not Manim's
-    methods: set[str] = set()
-    numpy = {"np", "numpy"}  # `from manim import *` brings np
+@dataclass
+class FileNames:
+    """What a scene file names itself, for telling its own names from Manim's (old ones included)."""
+
+    stored: set[str] = field(default_factory=set)  # assigned, defined (def, class) or a parameter
+    deleted: set[str] = field(default_factory=set)  # `del x`
+    imports: set[str] = field(default_factory=set)  # bound by `import x` / `import x as y`
+    foreign: set[str] = field(default_factory=set)  # bound by `from <not manim> import ...`
+    methods: set[str] = field(default_factory=set)  # every function's name
+    numpy: set[str] = field(default_factory=lambda: {"np", "numpy"})  # `from manim import *` brings np
+    star: bool = False  # `from manim import *`
+
+
+def file_names(tree: ast.Module) -> FileNames:
+    """One pass over `tree` collecting `FileNames` (scope-blind on purpose: a name bound anywhere counts)."""
+    names = FileNames()
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            bound.add(node.id)
+            names.stored.add(node.id)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Del):
+            names.deleted.add(node.id)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            methods.add(node.name)
-            bound.add(node.name)
-            bound.update(a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg))
+            names.methods.add(node.name)
+            names.stored.add(node.name)
+            names.stored.update(a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg))
         elif isinstance(node, ast.ClassDef):
-            bound.add(node.name)
+            names.stored.add(node.name)
         elif isinstance(node, ast.Import):
             for a in node.names:
-                bound.add(a.asname or a.name.split(".")[0])
+                names.imports.add(a.asname or a.name.split(".")[0])
                 if a.name == "numpy":
-                    numpy.add(a.asname or a.name)
+                    names.numpy.add(a.asname or a.name)
+        elif isinstance(node, ast.ImportFrom):
+            from_manim = node.level == 0 and (node.module or "").split(".")[0] == "manim"
+            names.star = names.star or (from_manim and node.module == "manim" and node.names[0].name == "*")
+            if not from_manim:  # a name of another library's is not Manim's old one
+                names.foreign.update(a.asname or a.name for a in node.names if a.name != "*")
+    return names
+
+
+def _check_api(tree: ast.Module, text: str) -> list[Finding]:
+    """Every use of an old Manim name (watcher.renames), each with its replacement."""
+    names = file_names(tree)
+    # The file's own names: a class ShowCreation of its own is not Manim's.
+    bound, methods, numpy = names.stored | names.imports, names.methods, names.numpy
     found: list[Finding] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in bound:
