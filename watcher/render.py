@@ -39,7 +39,7 @@ from typing import Any, Protocol
 from . import apisnapshot, jobfs, layout, pool, sandbox, texseed
 from .config import ENFORCED_SETTINGS, QUALITIES, RESOLUTIONS, Settings, default_settings
 from .errors import PHASES, ErrorRecord, InvalidScene, RenderError, RenderTimeout, cap_text, excerpt
-from .validate import check_scene, findings_record, validate_scene_code
+from .validate import check_scene, checked_scene, findings_record
 
 log = logging.getLogger(__name__)
 
@@ -651,11 +651,12 @@ def execute_animation_code(
     if not name or "/" in name or name in (".", ".."):
         raise ValueError(f"output_name must be a plain file name, got {output_name!r}")
     try:
-        scenes = validate_scene_code(code, settings)
+        check = checked_scene(code, settings)
     except (SyntaxError, InvalidScene) as e:
         log.error("%s: invalid scene: %s", name, e)
         raise
-    code = check_scene(code, settings).source or code  # a Markdown reply: its code block
+    scenes = check.selected
+    code = check.source or code  # a Markdown reply: its code block
     out_dir = Path(output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with render_job(code.encode("utf-8"), f"{name}.py", settings, scenes=scenes[:1]) as result:

@@ -203,9 +203,15 @@ def validate_scene_code(code: str, settings: Settings | None = None, filename: s
         SyntaxError: the code does not parse (Python's own, with filename/lineno/offset/text).
         InvalidScene: any other finding; the message lists them all, `.record` is the ErrorRecord.
     """
+    return checked_scene(code, settings, filename).selected
+
+
+def checked_scene(code: str, settings: Settings | None = None, filename: str = "scene.py") -> CheckResult:
+    """`check_scene` for callers that want exceptions: the result when it is ok (its `selected`
+    scenes, and `source` for a Markdown reply), else what `validate_scene_code` raises."""
     result = check_scene(code, settings, filename)
     if result.ok:
-        return result.selected
+        return result
     record = findings_record(result, filename)
     # A reply that is not Python leads with what it is, and is still Python's SyntaxError.
     first = next((f for f in result.findings if f.code == "syntax"), result.findings[0])
