@@ -114,16 +114,11 @@ def open_file(dir_fd: int, relpath: str, *, max_bytes: int, owners: set[int]) ->
     link, owned by one of `owners`, of at most `max_bytes`. A FIFO, device or socket is
     never opened.
     """
-    parts = relpath.split("/")
-    if any(p in ("", ".", "..") for p in parts):
+    folder, _, name = relpath.rpartition("/")
+    if name in ("", ".", ".."):
         raise ValueError(f"not a plain relative path: {relpath!r}")
-    fds: list[int] = []
+    current = _open_path(dir_fd, folder, relpath) if folder else dir_fd
     try:
-        current = dir_fd
-        for part in parts[:-1]:
-            current = _open_at(current, part, _DIR_FLAGS, relpath)
-            fds.append(current)
-        name = parts[-1]
         try:
             before = os.stat(name, dir_fd=current, follow_symlinks=False)
         except FileNotFoundError:
@@ -140,8 +135,8 @@ def open_file(dir_fd: int, relpath: str, *, max_bytes: int, owners: set[int]) ->
             raise
         return fd
     finally:
-        for fd in fds:
-            os.close(fd)
+        if current != dir_fd:
+            os.close(current)
 
 
 def read_file(dir_fd: int, relpath: str, *, max_bytes: int, owners: set[int]) -> bytes:
@@ -197,14 +192,17 @@ def read_dir(
     return found
 
 
-def _open_path(dir_fd: int, reldir: str) -> int:
-    """A directory fd for `reldir` under `dir_fd`, every component opened with O_NOFOLLOW."""
+def _open_path(dir_fd: int, reldir: str, shown: str | None = None) -> int:
+    """A directory fd for `reldir` under `dir_fd`, every component opened with O_NOFOLLOW.
+
+    `shown`: the path errors name (a file's path, when `reldir` is the way to it).
+    """
     fd = os.dup(dir_fd)
     try:
         for part in reldir.split("/"):
             if part in ("", ".", ".."):
-                raise ValueError(f"not a plain relative path: {reldir!r}")
-            new = _open_at(fd, part, _DIR_FLAGS, reldir)
+                raise ValueError(f"not a plain relative path: {shown or reldir!r}")
+            new = _open_at(fd, part, _DIR_FLAGS, shown or reldir)
             os.close(fd)
             fd = new
     except BaseException:
