@@ -354,9 +354,9 @@ def overhead(scenes: list[Path], work: Path, out: dict) -> None:
     Also counts the LaTeX strings each side compiled: a warm process keeps Manim's
     in-memory cache of number glyphs from one scene to the next, a watcher job starts clean.
     """
-    from watcher import pool, texseed
     from watcher.config import load_config
-    from watcher.render import prewarm, render_job
+    from watcher.executor import LocalExecutor
+    from watcher.pipeline import render_job
 
     work.mkdir()
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -369,20 +369,21 @@ def overhead(scenes: list[Path], work: Path, out: dict) -> None:
     )
     inproc = json.loads(r.stdout)
     settings = load_config(None, [f"folders.work={work / 'work'}"])
-    prewarm(settings, 1)  # the warm worker and the shared number glyphs, as the CLI and the daemon do
-    texseed.wait()
-    seeded = texseed.names()
-    with render_job(TINY_RENDER.encode(), "warmup.py", settings):
+    executor = LocalExecutor()
+    executor.start(settings, 1)  # the warm worker and the shared number glyphs, as the CLI and the daemon do
+    executor.glyphs.wait()
+    seeded = set(executor.glyphs.current())
+    with render_job(TINY_RENDER.encode(), "warmup.py", settings, executor=executor):
         pass
     ours = {}
     for scene in scenes:
         started = time.perf_counter()
-        with render_job(scene.read_bytes(), scene.name, settings) as result:
+        with render_job(scene.read_bytes(), scene.name, settings, executor=executor) as result:
             assert result.ok, result.record and result.record.to_json()
             svgs = {p.name for p in (result.videos[0].parents[1] / "media" / "Tex").glob("*.svg")}
             tex = len(svgs - seeded)  # typeset by this job itself
         ours[scene.name] = time.perf_counter() - started, tex
-    pool.shutdown()
+    executor.close()
 
     print("per-scene overhead of watcher (render_job, 1 at a time) over scene.render() in one warm process:")
     print(f"    {'scene':<22} {'in-process':>10} {'watcher':>9} {'overhead':>9}        LaTeX strings compiled")

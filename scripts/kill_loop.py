@@ -52,7 +52,7 @@ def filed(root: Path) -> int:
 
 def check(root: Path, n: int) -> list[str]:
     """Every problem found; empty when each input is in exactly one place."""
-    from watcher.render import verify_mp4
+    from watcher.verify import verify_mp4
 
     problems = []
     seen: dict[str, list[str]] = {}
@@ -66,6 +66,8 @@ def check(root: Path, n: int) -> list[str]:
                     verify_mp4(mp4)
                 except ValueError as e:
                     problems.append(f"{src.name}: its MP4 does not verify: {e}")
+                if not src.with_name(src.stem + ".meta.json").exists():
+                    problems.append(f"{src.name}: no meta.json beside it")
             elif not src.with_name(src.stem + ".error.json").exists():
                 problems.append(f"{src.name}: no error record beside it")
     for i in range(n):

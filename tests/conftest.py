@@ -58,7 +58,7 @@ def remove_tmp_path(tmp_path: Path):
 # -- every error record and sidecar the tests make is checked against the shipped schemas ------
 #
 # For the whole session, ErrorRecord.to_dict (to_json and every writer go through it) and
-# batch._result_items (the one maker of meta.json) are wrapped so that their output is
+# pipeline.meta_document (the one maker of meta.json) are wrapped so that their output is
 # validated; a violation is noted, not raised (code under test catches exceptions: the daemon
 # never dies on a job), and the test phase that made it fails. Records made in other
 # processes (a daemon or CLI run as a subprocess, the render child) are not seen here.
@@ -85,28 +85,26 @@ def _note_violations(validator: Any, what: str, data: Any) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from watcher import batch
+    from watcher import pipeline
     from watcher.errors import ErrorRecord
 
     record_schema, meta_schema = schema_validator("error-record"), schema_validator("meta")
-    to_dict, result_items = ErrorRecord.to_dict, batch._result_items
+    to_dict, meta_document = ErrorRecord.to_dict, pipeline.meta_document
 
     def checked_to_dict(self: ErrorRecord) -> dict[str, Any]:
         data = to_dict(self)
         _note_violations(record_schema, f"error record of {data['source'][:100]!r}", data)
         return data
 
-    def checked_result_items(*args: Any, **kwargs: Any) -> list[Any]:
-        items = result_items(*args, **kwargs)
-        for suffix, data in items:
-            if suffix == batch.META_SUFFIX:
-                _note_violations(meta_schema, "meta.json", json.loads(data))
-        return items
+    def checked_meta_document(*args: Any, **kwargs: Any) -> bytes:
+        data = meta_document(*args, **kwargs)
+        _note_violations(meta_schema, "meta.json", json.loads(data))
+        return data
 
     def restore() -> None:
-        ErrorRecord.to_dict, batch._result_items = to_dict, result_items  # type: ignore[method-assign]
+        ErrorRecord.to_dict, pipeline.meta_document = to_dict, meta_document  # type: ignore[method-assign]
 
-    ErrorRecord.to_dict, batch._result_items = checked_to_dict, checked_result_items  # type: ignore[method-assign]
+    ErrorRecord.to_dict, pipeline.meta_document = checked_to_dict, checked_meta_document  # type: ignore[method-assign]
     config.add_cleanup(restore)
 
 

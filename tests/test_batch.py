@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from watcher.batch import content_key, find_sources, publish, replace, run_batch, run_rerender
+from watcher.batch import find_sources, run_batch, run_rerender
 from watcher.config import load_config
-from watcher.render import verify_mp4
+from watcher.job import content_key
+from watcher.sinks import publish, replace
+from watcher.verify import verify_mp4
 
 from .conftest import job_processes
 from .daemon_helpers import scene

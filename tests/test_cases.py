@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from watcher.config import load_config
-from watcher.render import render_job
+from watcher.pipeline import render_job
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = sorted((ROOT / "tests" / "cases").glob("*.yaml"))

@@ -16,8 +16,8 @@ import yaml
 from click.testing import CliRunner
 
 from watcher.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, cli
-from watcher.daemon import STATUS_NAME
-from watcher.render import verify_mp4
+from watcher.status import STATUS_NAME
+from watcher.verify import verify_mp4
 
 from .conftest import job_processes
 from .daemon_helpers import DaemonProc, scene, wait_for

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from watcher.render import verify_mp4
+from watcher.verify import verify_mp4
 
 from .conftest import job_processes
 from .daemon_helpers import DaemonProc, gone, scene, wait_for, warm_workers

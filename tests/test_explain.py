@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from watcher.cli import EXIT_OK, EXIT_USAGE, cli
 from watcher.config import load_config
 from watcher.errors import CAPS, ErrorRecord
-from watcher.render import render_job
+from watcher.pipeline import render_job
 from watcher.report import MAX_RECORD_BYTES
 
 SCENES = {

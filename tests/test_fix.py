@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from watcher import renames
 from watcher.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, cli
 from watcher.fix import fix_source
-from watcher.render import verify_mp4
+from watcher.verify import verify_mp4
 
 from .daemon_helpers import DaemonProc, wait_for
 
@@ -258,8 +258,8 @@ def test_the_daemon_renders_the_fixed_scene_and_files_original_fix_and_diff(tmp_
         d.drop("y.py", broken)
         wait_for(lambda: (d.done / "x.py").exists() and (d.failed / "y.py").exists(), 120, "both results")
         assert d.results() == {
-            "done": ["x.fix.diff", "x.fixed.py", "x.mp4", "x.py"],
-            "failed": ["y.error.json", "y.fix.diff", "y.fixed.py", "y.py"],
+            "done": ["x.fix.diff", "x.fixed.py", "x.meta.json", "x.mp4", "x.py"],
+            "failed": ["y.error.json", "y.fix.diff", "y.fixed.py", "y.meta.json", "y.py"],
         }, d.log()
         assert (d.done / "x.py").read_text() == OLD  # the original bytes, as sent
         assert (d.done / "x.fixed.py").read_text() == fix_source(OLD).text

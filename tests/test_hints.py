@@ -15,7 +15,7 @@ import yaml
 
 from watcher import hints, renames
 from watcher.config import load_config
-from watcher.render import render_job
+from watcher.pipeline import render_job
 from watcher.validate import check_scene
 
 manim = pytest.importorskip("manim")

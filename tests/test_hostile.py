@@ -90,7 +90,7 @@ import pytest
 import watcher
 from watcher import sandbox
 from watcher.config import Sandbox, load_config
-from watcher.render import render_job
+from watcher.pipeline import render_job
 
 from .conftest import job_processes
 from .daemon_helpers import DaemonProc, scene, wait_for
@@ -738,7 +738,7 @@ import json, sys
 from pathlib import Path
 from watcher import sandbox
 from watcher.config import load_config
-from watcher.render import render_job
+from watcher.pipeline import render_job
 
 settings = load_config(None, [f"folders.work={sys.argv[1]}", "validation.enabled=false"])
 out = {"layers": sandbox.detect(settings).to_dict()}

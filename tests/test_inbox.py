@@ -15,7 +15,8 @@ import pytest
 
 from watcher.config import Daemon
 from watcher.errors import WatcherError
-from watcher.inbox import InboxWatcher, JobQueue, is_candidate
+from watcher.inbox import InboxWatcher, is_candidate
+from watcher.jobqueue import JobQueue
 
 from .daemon_helpers import wait_for
 

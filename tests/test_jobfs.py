@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 from watcher import jobfs
 from watcher.config import load_config
 from watcher.layout import Layout
+from watcher.recovery import recover
 
 pytestmark = pytest.mark.usefixtures("remove_tmp_path")  # scenes here build trees too deep for pytest
 
@@ -166,28 +168,43 @@ def test_discard_moves_what_it_cannot_remove_in_time_to_the_trash(tmp_path: Path
     assert list(work.iterdir()) == []
 
 
-def test_a_starting_daemon_removes_a_deep_tree_and_leaves_live_processes_alone(tmp_path: Path):
+HOLDER = """
+import sys
+from pathlib import Path
+from watcher import jobfs
+print(jobfs.make_dir(Path(sys.argv[1]), sys.argv[2]), flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_starting_daemon_removes_what_dead_processes_left_whatever_the_name(tmp_path: Path):
     keys = ("inbox", "processing", "done", "failed", "work")
     layout = Layout.from_settings(load_config(None, [f"folders.{k}={tmp_path / k}" for k in keys]))
     layout.ensure()
-    orphan = tmp_path / "work" / f"job-{_dead_pid()}-deep-abc"
+    work = tmp_path / "work"
+    orphan = work / "job-1-deep-abc"
     orphan.mkdir(parents=True)
     _deep_tree(orphan, 1500)
-    live = tmp_path / "work" / f"rerender-{os.getppid()}-x"  # a live process's (pytest's parent)
-    live.mkdir()
-    assert layout.recover() == []
-    assert not orphan.exists() and live.exists()
-
-
-def _dead_pid() -> int:
-    proc = subprocess.Popen(["true"])
-    proc.wait()
-    return proc.pid
-
-
-def test_owned_by_live_process_reads_the_pid_in_the_name():
-    assert jobfs.owned_by_live_process(f"job-{os.getppid()}-x-1")
-    assert jobfs.owned_by_live_process(f"probe-{os.getppid()}-sandbox-1")
-    assert not jobfs.owned_by_live_process(f"job-{os.getpid()}-x-1")  # our own: ours to clean
-    assert not jobfs.owned_by_live_process(f"job-{_dead_pid()}-x-1")
-    assert not jobfs.owned_by_live_process("something-else")
+    # A live pid in a name says nothing (pids are reused): pytest's parent holds nothing here.
+    named_live = work / f"rerender-{os.getppid()}-x"
+    named_live.mkdir()
+    stray = work / "stray-file"
+    stray.write_text("x")
+    # Held by live processes, under any name: another process's, and this process's own.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(work), "sandbox-probe-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    try:
+        assert holder.stdout is not None
+        held = Path(holder.stdout.readline().decode().strip())
+        ours = jobfs.make_dir(work, "anything-")
+        assert recover(layout) == []
+        assert held.is_dir() and ours.is_dir()
+        assert not orphan.exists() and not named_live.exists() and not stray.exists()
+    finally:
+        holder.communicate(b"")
+    # Once its owner has exited, the directory is an orphan like any other.
+    assert recover(layout) == []
+    assert not held.exists() and ours.is_dir()
+    jobfs.discard(ours)
+    assert not ours.exists()

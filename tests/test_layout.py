@@ -19,7 +19,9 @@ import pytest
 
 from watcher.config import Folders
 from watcher.errors import ErrorRecord, WatcherError
-from watcher.layout import FOLDER_KEYS, LOCK_NAME, Claimed, Layout, Rejected
+from watcher.folders import FOLDER_KEYS, LOCK_NAME
+from watcher.layout import Claimed, Layout, Rejected
+from watcher.recovery import recover
 
 SCENE = b"from manim import *\n\nclass A(Scene):\n    def construct(self):\n        pass\n"
 TAG = r"\.\d{8}T\d{6}Z-\d{3}"
@@ -241,7 +243,7 @@ def test_two_daemon_processes_sharing_an_inbox_claim_each_file_once(tmp_path: Pa
 def test_an_empty_claim_dir_from_a_crash_before_the_rename_is_removed(layout: Layout) -> None:
     layout._new_claim_dir()  # SIGKILL after mkdir, before the rename
     drop(layout.folders)
-    assert layout.recover() == []
+    assert recover(layout) == []
     assert_settled(layout.folders)
     assert listing(layout.folders.inbox) == ["x.py"]
 
@@ -454,11 +456,11 @@ def test_attempts_survive_a_restart_and_poison_after_max_attempts(layout: Layout
     claimed = claim(layout)
     for expected in (1, 2):
         assert layout.begin_attempt(claimed) == expected
-        (recovered,) = Layout(layout.folders, max_attempts=3).recover()  # the render crashed
+        (recovered,) = recover(Layout(layout.folders, max_attempts=3))  # the render crashed
         assert (recovered.name, recovered.attempts, recovered.path) == ("x.py", expected, claimed.path)
         claimed = recovered
     layout.begin_attempt(claimed)  # the third crash
-    assert Layout(layout.folders, max_attempts=3).recover() == []
+    assert recover(Layout(layout.folders, max_attempts=3)) == []
     record = record_of(layout.folders.failed / "x.error.json")
     assert record["phase"] == "poison" and record["attempts"] == 3
     assert "crashed the renderer 3 times" in record["message"]
@@ -479,7 +481,7 @@ def test_recover_cleans_orphans_and_returns_claims_oldest_first(layout: Layout) 
     (f.processing / "stray.py").write_bytes(SCENE)  # dropped into processing/ by hand
     stale_stage = first.path.parent / ".out-0.mp4"  # staged before a crash, no plan yet
     stale_stage.write_bytes(b"staged")
-    claims = Layout(f).recover()
+    claims = recover(Layout(f))
     assert [c.name for c in claims] == ["a.py", "b.py", "stray.py"]
     assert [c.path for c in claims[:2]] == [first.path, second.path]
     assert not stale_stage.exists() and not orphan.exists()
@@ -545,7 +547,7 @@ def test_a_crash_between_any_two_steps_leaves_every_input_in_exactly_one_place(
             assert_paired(folders)
         # -- SIGKILL here; restart --
         restarted = Layout(folders)
-        for again in restarted.recover():
+        for again in recover(restarted):
             restarted.begin_attempt(again)
             published(restarted, again, how, b"SECOND")
         if how == "requeue":

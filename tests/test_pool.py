@@ -16,7 +16,7 @@ import pytest
 
 from watcher import pool, sandbox
 from watcher.config import load_config
-from watcher.render import render_job
+from watcher.pipeline import render_job
 
 from .conftest import job_processes
 from .daemon_helpers import wait_for
@@ -207,7 +207,7 @@ def test_warm_workers_false_starts_a_fresh_process(warm: pool.Pool, work_dir: Pa
 def test_workers_die_with_the_process_that_started_them(work_dir: Path, tmp_path: Path):
     script = tmp_path / "supervisor.py"
     script.write_text(
-        "import sys\nfrom watcher.config import load_config\nfrom watcher.render import render_job\n"
+        "import sys\nfrom watcher.config import load_config\nfrom watcher.pipeline import render_job\n"
         f"settings = load_config(None, ['folders.work={work_dir}', 'validation.enabled=false'])\n"
         f"with render_job({scene('time.sleep(60)')!r}, 'orphan.py', settings) as r:\n    pass\n"
     )

@@ -9,7 +9,8 @@ import pytest
 
 from watcher import InvalidScene, RenderError, RenderTimeout, execute_animation_code
 from watcher.config import load_config
-from watcher.render import render_job, verify_mp4
+from watcher.pipeline import render_job
+from watcher.verify import verify_mp4
 
 from .conftest import job_processes
 

@@ -18,7 +18,9 @@ from PIL import Image
 from watcher.batch import run_batch
 from watcher.config import load_config
 from watcher.errors import CAPS
-from watcher.report import TAIL_CHARS, collect, poster_frame, read_record, recent_failures, write_report
+from watcher.folderstatus import recent_failures
+from watcher.records import TAIL_CHARS, read_record
+from watcher.report import collect, poster_frame, write_report
 
 from .daemon_helpers import scene
 

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from watcher import batch
-from watcher.batch import META_SCHEMA
+from watcher import pipeline
 from watcher.config import load_config
 from watcher.errors import CAPS, PHASES, SCHEMA_VERSION, ErrorRecord
-from watcher.render import RenderResult
+from watcher.job import RenderResult
+from watcher.sidecar import META_SCHEMA
 
 from .conftest import schema_validator
 
@@ -177,14 +177,14 @@ def test_a_hostile_child_cannot_give_a_line_the_schema_refuses():
 def test_a_hostile_previous_sidecar_cannot_make_a_sidecar_the_schema_refuses():
     # Anyone who can write into a folder that is re-rendered can write its <name>.meta.json.
     result = RenderResult("x.py", ok=False, record=ErrorRecord("x.py", "render", "E", "m"))
-    batch._result_items(result, "0" * 64, "x.py", load_config(None), previous={"videos": "not a list"})
+    pipeline.meta_document(result, "0" * 64, "x.py", load_config(None), {"videos": "not a list"})
 
 
 INNER_TESTS = """
-from watcher import batch
+from watcher import pipeline
 from watcher.config import load_config
 from watcher.errors import ErrorRecord
-from watcher.render import RenderResult
+from watcher.job import RenderResult
 
 
 class Uncapped(ErrorRecord):
@@ -202,7 +202,7 @@ def test_an_invalid_record():
 
 def test_an_invalid_meta():
     result = RenderResult("x.py", ok=False, record=ErrorRecord("x.py", "render", "E", "m"))
-    batch._result_items(result, "not-a-sha256", "x.py", load_config(None), previous=None)
+    pipeline.meta_document(result, "not-a-sha256", "x.py", load_config(None), None)
 """
 
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from watcher import texseed
 from watcher.config import load_config
-from watcher.render import render_job
+from watcher.executor import LocalExecutor
+from watcher.pipeline import render_job
 
 NUMBERS = b"""from manim import *
 
@@ -22,36 +21,44 @@ class GeneratedAnimation(Scene):
 """
 
 
-def _typeset_in_job(settings, source: bytes) -> set[str]:
+def _typeset_in_job(settings, source: bytes, executor: LocalExecutor) -> set[str]:
     """The SVGs a job's media/Tex holds at the end: seeded ones plus what it typeset itself."""
-    with render_job(source, "numbers.py", settings) as result:
+    with render_job(source, "numbers.py", settings, executor=executor) as result:
         assert result.ok, result.record and result.record.to_json()
         return {p.name for p in (result.workdir / "media" / "Tex").glob("*.svg")}
 
 
-def test_seeded_jobs_typeset_no_digits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(texseed, "_started", True)  # no background build racing this test
-    monkeypatch.setattr(texseed, "_glyphs", {})
+def test_seeded_jobs_typeset_no_digits(tmp_path: Path):
+    executor = LocalExecutor()  # its own glyphs, and never started: no background build races this test
     settings = load_config(None, [f"folders.work={tmp_path / 'work'}"])
-    glyphs = texseed.build(settings)
+    glyphs = texseed.build(executor.run, settings)
     assert len(glyphs) >= 14  # 0-9, '.', ',', '-', '+'
     assert all(name.endswith(".svg") and b"<svg" in data for name, data in glyphs.items())
 
-    unseeded = _typeset_in_job(settings, NUMBERS)
+    unseeded = _typeset_in_job(settings, NUMBERS, executor)
     assert len(unseeded) >= 8 and unseeded <= set(glyphs)  # the digits it needs, typeset alike
 
-    texseed._glyphs.update(glyphs)
-    assert texseed.copy_into(tmp_path / "Tex") == len(glyphs)
-    seeded = _typeset_in_job(settings, NUMBERS)
+    executor.glyphs.add(glyphs)
+    seeded = _typeset_in_job(settings, NUMBERS, executor)
     assert seeded == set(glyphs)  # nothing typeset beyond the seed
 
 
 def test_a_job_gets_copies(tmp_path: Path):
-    texseed._glyphs["0" * 16 + ".svg"] = b"<?xml version='1.0'?><svg/>"
-    try:
-        assert texseed.copy_into(tmp_path / "a") >= 1
-        (tmp_path / "a" / ("0" * 16 + ".svg")).write_bytes(b"tampered")
-        texseed.copy_into(tmp_path / "b")
-        assert (tmp_path / "b" / ("0" * 16 + ".svg")).read_bytes().startswith(b"<?xml")
-    finally:
-        texseed._glyphs.pop("0" * 16 + ".svg")
+    executor = LocalExecutor()
+    executor.glyphs.add({"0" * 16 + ".svg": b"<?xml version='1.0'?><svg/>"})
+    settings = load_config(None, [f"folders.work={tmp_path / 'work'}"])
+    tamper = b"""from manim import *
+from pathlib import Path
+
+
+class GeneratedAnimation(Scene):
+    def construct(self):
+        glyph = Path("media/Tex") / ("0" * 16 + ".svg")
+        assert glyph.read_bytes().startswith(b"<?xml")
+        glyph.write_bytes(b"tampered")
+        self.add(Dot())
+"""
+    for _ in range(2):  # the second job gets a fresh copy, not the first job's tampered one
+        with render_job(tamper, "tamper.py", settings, executor=executor) as result:
+            assert result.ok, result.record and result.record.to_json()
+    assert executor.glyphs.current() == {"0" * 16 + ".svg": b"<?xml version='1.0'?><svg/>"}

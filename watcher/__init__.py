@@ -1,9 +1,8 @@
 """watcher: turns Manim scene files into verified MP4s, safely and without losing anything."""
 
-__version__ = "0.1.0"
-
-from .config import Settings, load_config  # noqa: E402
-from .errors import (  # noqa: E402
+from .api import execute_animation_code
+from .config import Settings, load_config
+from .errors import (
     ConfigError,
     ErrorRecord,
     InvalidScene,
@@ -11,10 +10,14 @@ from .errors import (  # noqa: E402
     RenderTimeout,
     WatcherError,
 )
-from .render import RenderResult, execute_animation_code, render_job, verify_mp4  # noqa: E402
-from .validate import check_scene, validate_scene_code  # noqa: E402
+from .job import RenderResult
+from .pipeline import render_job
+from .validate import check_scene, validate_scene_code
+from .verify import verify_mp4
+from .version import __version__
 
 __all__ = [
+    "__version__",
     "ConfigError",
     "ErrorRecord",
     "InvalidScene",

@@ -104,7 +104,6 @@ def run(spec: dict[str, Any], job_dir: Path) -> dict[str, Any]:
         overridden = {key: value for key, value in after.items() if value != before[key]}
 
         phase = "render"
-        outputs: list[dict[str, str]] = []
         for i, (scene_name, output) in enumerate(zip(spec["scenes"], spec["outputs"], strict=True)):
             current = scene_name
             if i:  # render.timeout applies to each scene of a file, the first one with the import
@@ -208,7 +207,9 @@ def describe(exc: BaseException, phase: str, scene_path: str, filename: str, job
         record.update(phase="resource", limit="file size", message=f"{record['message']} (render.max_output_mb)")
     elif isinstance(exc, OSError) and exc.errno == errno.EMFILE:
         record.update(phase="resource", limit="open files", message=f"{record['message']} (render.max_open_files)")
-    elif (isinstance(exc, OSError) and exc.errno == errno.EAGAIN) or "can't start new thread" in text:
+    elif (isinstance(exc, OSError) and exc.errno == errno.EAGAIN) or (
+        isinstance(exc, RuntimeError) and _raised_by(tb, _THREAD_START)
+    ):
         # fork() and thread start fail with EAGAIN at RLIMIT_NPROC (a thread's stack can
         # also fail to fit under the memory limit: the same error, much rarer).
         message = f"{record['message']}: the limit on processes and threads (sandbox.max_processes) was hit"
@@ -226,7 +227,7 @@ def describe(exc: BaseException, phase: str, scene_path: str, filename: str, job
         )
     elif phase == "environment":
         record["hint"] = "Manim could not be imported on this host: a system library or package is missing"
-    elif "latex error" in text.lower() or "tex error" in text.lower():
+    elif _raised_by(tb, _TEX_COMPILE):
         record["type"] = "LaTeXError"
         record["latex"] = latex_details(job_dir)
         if record["latex"] and record["latex"]["errors"]:
@@ -241,6 +242,20 @@ def describe(exc: BaseException, phase: str, scene_path: str, filename: str, job
         if suggestion:
             record["suggestion"] = suggestion
     return record
+
+
+# Where an exception was raised says what failed, whatever its message: a scene may raise
+# any text itself. (file name ending, function) of the innermost frame.
+_TEX_COMPILE = (("manim/utils/tex_file_writing.py", "compile_tex"),)  # latex (or xelatex ...) exited non-zero
+_THREAD_START = (("/threading.py", "start"),)  # "can't start new thread": RLIMIT_NPROC or memory
+
+
+def _raised_by(tb: traceback.StackSummary, places: tuple[tuple[str, str], ...]) -> bool:
+    """True when the innermost frame of `tb` is one of `places`."""
+    if not tb:
+        return False
+    last = tb[-1]
+    return any(last.filename.endswith(path) and last.name == name for path, name in places)
 
 
 # Manim's message when an ImageMobject, SVGMobject or sound file is not found.

@@ -305,7 +305,7 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
     for name, value in raw.items():
         key = f"{prefix}{name}"
         hint = hints[name]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             values[name] = _build(hint, value if value is not None else {}, key + ".")
         else:
             values[name] = _coerce(key, hint, value)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import signal
@@ -32,29 +31,40 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import pool, sandbox, sdnotify, texseed
+from . import executor as executors
+from . import sandbox, sdnotify
 from .config import Settings, load_config
 from .errors import ErrorRecord, WatcherError
-from .fix import stage_fix
+from .folders import FOLDER_KEYS
 from .hooks import HookRunner
-from .inbox import InboxWatcher, JobQueue
+from .inbox import InboxWatcher
+from .jobqueue import JobQueue
 from .layout import Claimed, Layout, Rejected
-from .render import prewarm, render_job
+from .pipeline import JobOutcome, process
+from .recovery import recover
+from .sinks import SpoolSink
+from .sources import ClaimSource
+from .status import write_status
 
 log = logging.getLogger(__name__)
 
-STATUS_NAME = ".watcher.status.json"  # in processing/, read by `watcher status`
 RETRY_FIRST = 1.0  # seconds before a result that could not be filed is tried again; doubles
 RETRY_MAX = 60.0
 HOOK_WAIT = 10.0  # seconds queued hooks may still run at shutdown
+# Read once at start: a reload that changes them logs their names and keeps the running values.
+RESTART_KEYS = (*(f"folders.{key}" for key in FOLDER_KEYS), "workers.count", "logging.format")
 STOP_WAIT = 2.0  # seconds cancelled renders get to stop and be put back before the pool is shut
 
 
 class Daemon:
-    def __init__(self, settings: Settings, overrides: list[str] | None = None):
+    def __init__(
+        self, settings: Settings, overrides: list[str] | None = None, executor: executors.Executor | None = None
+    ):
         self.settings = settings
         self.overrides = overrides or []
+        self.executor = executor or executors.local()
         self.layout = Layout.from_settings(settings)
+        self.sink = SpoolSink(self.layout)
         self.queue: JobQueue[Path] = JobQueue(settings.daemon.queue_size)
         self._recovered: collections.deque[Claimed] = collections.deque()
         self._cancel = threading.Event()  # set: kill running renders and put them back
@@ -87,12 +97,13 @@ class Daemon:
         sandbox.prepare(self.settings)  # logs the isolation layers; strict mode refuses a weak host
         with self.layout.lock():
             self._install_signal_handlers()
-            self._recovered.extend(self.layout.recover())
+            self._recovered.extend(recover(self.layout))
             if self._recovered:
                 log.info(
                     "recovered %d interrupted job(s) from %s", len(self._recovered), self.layout.folders.processing
                 )
-            prewarm(self.settings)  # warm render workers start importing Manim now, not at the first job
+            # Warm render workers start importing Manim now, not at the first job.
+            self.executor.start(self.settings, self.settings.worker_count)
             for i in range(self.settings.worker_count):
                 t = threading.Thread(target=self._worker, name=f"worker-{i + 1}", daemon=True)
                 t.start()
@@ -122,7 +133,7 @@ class Daemon:
             self._wake.clear()
             if self._reload_requested:
                 self._reload_requested = False
-                self._reload()
+                self._reload(watcher)
             if not watcher.alive and not self._stop_requests:
                 log.error("the inbox observer stopped; restarting it")
                 watcher.stop()
@@ -153,20 +164,14 @@ class Daemon:
             if self._running:  # (a worker between jobs only needs the cancel to stop waiting)
                 log.warning("cancelling %d running render(s); their sources go back to the inbox", len(self._running))
             self._cancel.set()
-        # texseed.stop() cancels the glyph build and waits for it: in a thread, so that the wait is ours to bound.
-        glyphs = threading.Thread(target=texseed.stop, name="texseed-stop", daemon=True)
-        glyphs.start()
-        left = _join([*self._workers, glyphs], STOP_WAIT)
-        if left:
-            # A render (or the glyph build) waiting for a warm worker that is still importing
-            # Manim sees no cancel until the import ends, which on a loaded machine can take
-            # up to pool.READY_TIMEOUT. Shutting the pool wakes it (and starts no new worker).
-            pool.get_pool().shutdown()
-            left = _join(left, STOP_WAIT)
-        if left:
-            names = ", ".join(t.name for t in left)
+        left = _join(self._workers, STOP_WAIT)
+        # The executor's one shutdown path: the glyph build cancelled, the warm workers stopped
+        # (which also wakes a render still waiting for one to import Manim), each wait bounded.
+        stopped = self.executor.close(cancel=True, timeout=STOP_WAIT)
+        left = _join(left, STOP_WAIT)
+        if left or not stopped:
+            names = ", ".join([*(t.name for t in left), *([] if stopped else ["the glyph build"])])
             log.warning("exiting with %s still running; the next start settles what is in processing/", names)
-        pool.shutdown()
         self.hooks.close(min(self.settings.hooks.timeout, HOOK_WAIT))
         with self._lock:
             held = len(self._held)
@@ -190,7 +195,9 @@ class Daemon:
         signal.signal(signal.SIGINT, stop)
         signal.signal(signal.SIGHUP, reload)
 
-    def _reload(self) -> None:
+    def _reload(self, watcher: InboxWatcher) -> None:
+        """Apply a changed config file. Every key applies to the next job, except RESTART_KEYS
+        (the log names those that changed, and keeps their running values)."""
         sdnotify.reloading()
         try:
             new = load_config(self.settings.path, self.overrides)
@@ -200,10 +207,25 @@ class Daemon:
             log.error("reload refused, keeping the running config: %s", e)
             sdnotify.ready()
             return
-        if new.folders != self.settings.folders or new.worker_count != self.settings.worker_count:
-            log.warning("folders and workers.count change only on restart; the rest of the new config applies")
-            new = dataclasses.replace(new, folders=self.settings.folders, workers=self.settings.workers)
+        kept = [key for key in RESTART_KEYS if _key(new, key) != _key(self.settings, key)]
+        if kept:
+            log.warning("%s change only on restart: kept the running values; the rest applies", ", ".join(kept))
+            new = dataclasses.replace(
+                new,
+                folders=self.settings.folders,
+                workers=self.settings.workers,
+                logging=dataclasses.replace(new.logging, format=self.settings.logging.format),
+            )
         self.settings = new
+        self.layout.max_source_bytes = new.render.max_source_bytes
+        self.layout.max_attempts = new.daemon.max_attempts
+        self.queue.maxsize = new.daemon.queue_size
+        if watcher.update(new.daemon):  # polling, poll_interval, rescan_interval: a new observer
+            watcher.stop()
+            try:
+                watcher.start()
+            except WatcherError as e:  # the main loop starts it again
+                log.error("%s; trying again", e)
         self.hooks.hooks = new.hooks  # the next hook runs with the new commands
         logging.getLogger("watcher").setLevel(new.logging.level)
         log.info("config reloaded from %s", new.path)
@@ -223,11 +245,7 @@ class Daemon:
             "running": running,
             "counts": counts,
         }
-        path = self.settings.folders.processing / STATUS_NAME
-        tmp = path.with_name(f".{STATUS_NAME}.tmp")
-        with contextlib.suppress(OSError):
-            tmp.write_text(json.dumps(status), encoding="utf-8")
-            os.replace(tmp, path)
+        write_status(self.settings.folders.processing, status)
         sdnotify.status(f"{self._count_text()}; rendering {len(running)}, queued {status['queued']}")
 
     def _count(self, outcome: str) -> None:
@@ -284,25 +302,12 @@ class Daemon:
         with self._lock:
             self._running[claimed.path] = (claimed.name, started)
         try:
-            attempts = self.layout.begin_attempt(claimed)  # may hit a full disk: handled below
-            source = self.layout.read_source(claimed)
-            fixed = stage_fix(source, claimed.name, claimed.path.parent) if settings.validation.autofix else None
-            if fixed is not None:
-                source = fixed.source
-                log.info("%s: fixed before rendering: %s", claimed.name, "; ".join(fixed.changes))
-            log.info("%s: rendering (attempt %d)", claimed.name, attempts)
-            with render_job(source, claimed.name, settings, cancel=self._cancel) as result:
-                if result.cancelled:
-                    back = self.layout.requeue(claimed)
-                    log.info("%s: cancelled by shutdown; put back as %s", claimed.name, back)
-                    return
-                videos, suffixes = result.videos, result.suffixes
-                if fixed is not None:  # x.fixed.py and x.fix.diff go beside the video, or the record
-                    videos = [*videos, *(path for path, _ in fixed.outputs)]
-                    suffixes = [*suffixes, *(suffix for _, suffix in fixed.outputs)]
-                self._file(claimed, result.ok, videos, result.record, started, suffixes)
+            log.info("%s: rendering (attempt %d)", claimed.name, claimed.attempts + 1)
+            job = ClaimSource(claimed, self.layout)
+            outcome = process(job, self.sink, settings, executor=self.executor, cancel=self._cancel)
             with self._lock:
                 self._backoff.pop(claimed.name, None)
+            self._report(claimed, outcome)
         except OSError as e:
             # Disk full, or a folder gone or unwritable: keep the input, and the staged
             # result if the publish got that far, for _retry_held.
@@ -360,35 +365,27 @@ class Daemon:
             due_next = min((when for _, when in self._held.values()), default=now + RETRY_MAX)
         return max(0.0, due_next - time.monotonic())
 
-    def _file(
-        self,
-        claimed: Claimed,
-        ok: bool,
-        videos: list[Path],
-        record: ErrorRecord | None,
-        started: float,
-        suffixes: list[str] | None = None,
-    ) -> None:
-        """Publish one outcome and log the job's one-line result."""
-        if ok:
-            try:
-                paths = self.layout.publish_done(claimed, videos, suffixes or None)
-            except WatcherError as e:  # a video the scene swapped for a link after verification
-                record = ErrorRecord(claimed.name, "render", "InvalidVideo", str(e))
-            else:
-                self._count("done")
-                log.info("%s: done in %.2f s -> %s", claimed.name, time.monotonic() - started, paths[0])
-                document = {"source": claimed.name, "outputs": [str(p) for p in paths[:-1]], "filed": str(paths[-1])}
-                self.hooks.submit("done", claimed.name, paths, document)
-                return
+    def _report(self, claimed: Claimed, outcome: JobOutcome) -> None:
+        """Count, log and hand to the hooks one filed job."""
+        if outcome.status == "cancelled":
+            return
+        paths = outcome.outputs
+        if outcome.status == "rendered":
+            self._count("done")
+            log.info("%s: done in %.2f s -> %s", claimed.name, outcome.seconds, paths[0])
+            document = {"source": claimed.name, "outputs": [str(p) for p in paths[:-2]], "filed": str(paths[-1])}
+            self.hooks.submit("done", claimed.name, paths, document)
+            return
+        record = outcome.record
         assert record is not None
-        # A file of several scenes that failed part way: those that rendered go beside the record.
-        kept = list(zip(videos, suffixes, strict=True)) if suffixes and not ok else []
-        paths = self.layout.publish_failed(claimed, record, kept)
         self._count("failed")
-        elapsed = time.monotonic() - started
-        log.warning("%s: failed in %.2f s (%s) -> %s", claimed.name, elapsed, _brief(record), paths[0])
+        log.warning("%s: failed in %.2f s (%s) -> %s", claimed.name, outcome.seconds, _brief(record), paths[0])
         self.hooks.submit("failed", claimed.name, paths, record.to_dict())
+
+
+def _key(settings: Settings, dotted: str) -> Any:
+    section, _, name = dotted.partition(".")
+    return getattr(getattr(settings, section), name)
 
 
 def _join(threads: list[threading.Thread], timeout: float) -> list[threading.Thread]:

@@ -24,7 +24,8 @@ from pathlib import Path
 from . import sandbox
 from .config import Settings
 from .errors import WatcherError
-from .layout import FOLDER_KEYS, Layout
+from .folders import FOLDER_KEYS
+from .layout import Layout
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def check_encoder() -> Check:
 
 def check_latex(settings: Settings) -> Check:
     """Render a tiny MathTex through the real render path: latex, dvisvgm, Cairo, the encoder."""
-    from .render import render_job
+    from .pipeline import render_job
 
     fix = f"apt-get install texlive-latex-base texlive-latex-extra texlive-fonts-recommended dvisvgm (or {SETUP})"
     missing = [tool for tool in ("latex", "dvisvgm") if shutil.which(tool) is None]

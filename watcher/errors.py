@@ -313,7 +313,7 @@ def _latex(value: Any) -> dict[str, Any] | None:
     """The LaTeX error blocks, and the TeX line they point at (what `child.latex_details` makes)."""
     if not isinstance(value, dict):
         return None
-    errors = value.get("errors") if isinstance(value.get("errors"), list) else []
+    errors = value["errors"] if isinstance(value.get("errors"), list) else []
     texts = (_text(e, CAPS.latex_text) for e in errors[: CAPS.latex_errors])
     latex: dict[str, Any] = {"errors": [t for t in texts if t is not None]}
     if _int(value.get("tex_line")) is not None:
@@ -363,7 +363,7 @@ def excerpt(source: str, line: int | None, context: int = 2) -> str | None:
 def _versions() -> tuple[tuple[str, str], ...]:
     from importlib import metadata
 
-    from . import __version__
+    from .version import __version__
 
     try:
         manim = metadata.version("manim")

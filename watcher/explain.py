@@ -3,7 +3,7 @@
 A record is untrusted text (a scene's name, its messages and output, or a file anyone could
 write into failed/): it is read as the report reads it (no symbolic link followed, at most
 1 MiB), normalised by `ErrorRecord.from_dict` (types and caps), shown as rich `Text` (never
-markup) and with control characters made visible (`cli.printable`).
+markup) and with control characters made visible (`console.printable`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 from rich.console import Group
 from rich.text import Text
 
-from .cli import printable
+from .console import printable
 from .errors import PHASES, ErrorRecord, WatcherError
-from .report import read_record
+from .records import read_record
 
 TITLE = "bold"
 OFFENDING = "bold red"

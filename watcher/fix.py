@@ -25,9 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import renames
+from .apicheck import file_names
 from .errors import InvalidScene
-from .layout import fsync_dir, write_file
-from .validate import check_scene, decode_source, file_names
+from .fsops import fsync_dir, write_file
+from .validate import check_scene, decode_source
 
 # Modules a scene uses without importing them (`from manim import *` brings neither).
 STDLIB_IMPORTS = ("math", "random")
@@ -223,9 +224,9 @@ def _import_line(tree: ast.Module) -> int:
         if isinstance(s, ast.ImportFrom) and s.level == 0 and (s.module or "").split(".")[0] == "manim"
     ]
     manim.sort(key=lambda p: not (p[1].module == "manim" and p[1].names[0].name == "*"))  # the star import first
-    for i, s in manim:
+    for i, imp in manim:
         if alone(i):
-            return s.end_lineno or s.lineno
+            return imp.end_lineno or imp.lineno
     head = 0
     for i, s in enumerate(body):
         docstring = i == 0 and isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)

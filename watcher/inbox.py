@@ -36,10 +36,8 @@ import os
 import stat
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Generic, TypeVar
 
 from watchdog.events import (
     DirCreatedEvent,
@@ -62,6 +60,7 @@ from watchdog.observers.polling import PollingObserver
 
 from .config import Daemon
 from .errors import WatcherError
+from .settle import Settler
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +73,6 @@ InotifyMoveEventGrouper.delay = 0.02
 
 # Hidden files, editor backups and swap files, partial downloads, emacs autosaves.
 IGNORED_PATTERNS = (".*", "*~", "*.tmp", "*.part", "*.swp", "#*#")
-HOLD_LIMIT = 300.0  # seconds a file held open by a writer may delay its stability check
 GUARD_INTERVAL = 0.5  # seconds between checks that the inbox is still the directory watched (one stat)
 _EVENTS = [
     FileOpenedEvent,  # a writer has it open: wait for the close
@@ -112,7 +110,7 @@ class InboxWatcher:
         self.inbox = Path(os.path.abspath(inbox))
         self.settings = settings
         self._on_ready = on_ready
-        self._settler = _Settler(settings.settle_time, self._emit)
+        self._settler = Settler(settings.settle_time, self._emit)
         self._observer: BaseObserver | None = None
         self._watched: tuple[int, int] | None = None  # the inbox's (st_dev, st_ino) the observer is on
         self._problem: str | None = None  # why the inbox cannot be watched again, once logged
@@ -121,6 +119,17 @@ class InboxWatcher:
         self._recheck = threading.Event()  # wakes the guard before its interval
         self._rescanner: threading.Thread | None = None
         self._stopping = threading.Event()
+
+    def update(self, settings: Daemon) -> bool:
+        """Use new `daemon.*` settings (a reload); True when the observer must be restarted for them
+        (`polling`, `poll_interval` and `rescan_interval` are read when it starts)."""
+        old, self.settings = self.settings, settings
+        self._settler.set_settle(settings.settle_time)
+        return (old.polling, old.poll_interval, old.rescan_interval) != (
+            settings.polling,
+            settings.poll_interval,
+            settings.rescan_interval,
+        )
 
     def start(self, *, scan: bool = True) -> None:
         """Start watching, then (when `scan`) report what is already there, then rescan periodically.
@@ -330,100 +339,6 @@ class _Handler(FileSystemEventHandler):
             log.exception("inbox: error handling %s", event)
 
 
-class _Settler:
-    """Reports a path once its size, mtime and inode stay unchanged for `settle_time` seconds."""
-
-    def __init__(self, settle_time: float, emit: Callable[[Path], None]):
-        self._settle = max(settle_time, 0.05)  # also the re-check interval: never a busy loop
-        self._emit = emit
-        self._pending: dict[Path, tuple[tuple[int, ...], float]] = {}  # path -> (signature, due)
-        self._held: dict[Path, float] = {}  # pending paths a writer has open -> since when
-        self._cond = threading.Condition()
-        self._stopped = False
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        with self._cond:
-            self._stopped = False
-        self._thread = threading.Thread(target=self._run, name="inbox-settle", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float) -> None:
-        with self._cond:
-            self._stopped = True
-            self._pending.clear()
-            self._held.clear()
-            self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def add(self, path: Path, signature: tuple[int, ...] | None = None) -> None:
-        signature = signature or _signature(path)
-        if signature is None:
-            return
-        with self._cond:
-            self._pending[path] = (signature, time.monotonic() + self._settle)
-            self._cond.notify()
-
-    def touch(self, path: Path) -> None:
-        """It changed: check again a full settle time from now."""
-        with self._cond:
-            if path in self._pending:
-                self._pending[path] = (self._pending[path][0], time.monotonic() + self._settle)
-
-    def hold(self, path: Path) -> None:
-        """Someone opened it: expect a Closed event rather than trust stability."""
-        with self._cond:
-            if path in self._pending:
-                self._held.setdefault(path, time.monotonic())
-
-    def release(self, path: Path) -> None:
-        """It was closed without writing: back to the stability check."""
-        with self._cond:
-            self._held.pop(path, None)
-
-    def discard(self, path: Path) -> None:
-        with self._cond:
-            self._pending.pop(path, None)
-            self._held.pop(path, None)
-
-    def pending(self, path: Path) -> bool:
-        with self._cond:
-            return path in self._pending
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while True:
-                    if self._stopped:
-                        return
-                    now = time.monotonic()
-                    due = [p for p, (_, when) in self._pending.items() if when <= now]
-                    if due:
-                        break
-                    wake = min((when for _, when in self._pending.values()), default=None)
-                    self._cond.wait(None if wake is None else wake - now)
-                batch = []
-                for path in due:
-                    signature, _ = self._pending.pop(path)
-                    since = self._held.get(path)
-                    if since is not None and now - since < HOLD_LIMIT:
-                        self._pending[path] = (signature, now + self._settle)  # still open: wait
-                    else:
-                        self._held.pop(path, None)
-                        batch.append((path, signature))
-            for path, before in batch:
-                try:
-                    now_sig = _signature(path)
-                    if now_sig == before:
-                        self._emit(path)
-                    elif now_sig is not None:
-                        self.add(path, now_sig)  # still changing: wait again
-                except Exception:
-                    log.exception("%s: stability check failed", path.name)
-
-
 def _identity(folder: Path) -> tuple[int, int] | None:
     """(st_dev, st_ino) of a directory; None if there is none at that path."""
     try:
@@ -431,98 +346,3 @@ def _identity(folder: Path) -> tuple[int, int] | None:
     except OSError:
         return None
     return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
-
-
-def _signature(path: Path) -> tuple[int, ...] | None:
-    """What must not change while a file settles; None if it is gone. Never follows a symlink."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode)
-
-
-K = TypeVar("K", bound=Hashable)
-
-
-class JobQueue(Generic[K]):
-    """A bounded FIFO that holds each item once, whether queued or in flight. Thread-safe.
-
-    `get()` hands an item out and marks it in flight until `done(item)`. Putting an item that
-    is in flight does not queue it a second time, but remembers to queue it again at
-    `done()`: a new file dropped under a name being processed is not missed. Call `done()`
-    as soon as the inbox entry is claimed (or found gone).
-    """
-
-    def __init__(self, maxsize: int):
-        self.maxsize = maxsize
-        self._items: deque[K] = deque()
-        self._queued: set[K] = set()
-        self._in_flight: set[K] = set()
-        self._again: set[K] = set()
-        self._closed = False
-        self._full = False  # warned about being full; reset once there is room
-        self._cond = threading.Condition()
-
-    def put(self, item: K) -> bool:
-        """Queue `item`; True if it was queued (or will be, when its in-flight copy is done).
-
-        False when it is already queued, the queue is full (the file stays in the inbox for
-        the next rescan) or the queue is closed.
-        """
-        with self._cond:
-            if self._closed or item in self._queued:
-                return False
-            if item in self._in_flight:
-                self._again.add(item)
-                return True
-            if len(self._items) >= self.maxsize:
-                if not self._full:
-                    self._full = True
-                    log.warning("queue full (%d items); further files wait in the inbox for a rescan", self.maxsize)
-                return False
-            self._items.append(item)
-            self._queued.add(item)
-            self._cond.notify()
-            return True
-
-    def get(self, timeout: float | None = None) -> K | None:
-        """The oldest item, now in flight; None on timeout or once closed."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            while not self._items and not self._closed:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return None
-                self._cond.wait(remaining)
-            if self._closed:
-                return None
-            item = self._items.popleft()
-            self._full = False
-            self._queued.discard(item)
-            self._in_flight.add(item)
-            return item
-
-    def done(self, item: K) -> None:
-        """Release an item from `get()`; it is queued again if it was put meanwhile."""
-        with self._cond:
-            self._in_flight.discard(item)
-            again = item in self._again
-            self._again.discard(item)
-        if again:
-            self.put(item)
-
-    def close(self) -> None:
-        """Stop intake: `put` refuses, `get` returns None at once; queued items are dropped."""
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-    @property
-    def in_flight(self) -> int:
-        with self._cond:
-            return len(self._in_flight)
-
-    def __len__(self) -> int:
-        with self._cond:
-            return len(self._items)

@@ -29,13 +29,16 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import logging
 import os
 import re
 import secrets
 import stat
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,9 +47,6 @@ from .errors import WatcherError
 log = logging.getLogger(__name__)
 
 TRASH = ".trash"  # in folders.work: what could not be removed in time
-# Our directories in folders.work carry the pid of the process that owns them, so that a
-# starting daemon removes only those of dead processes (never a running `watcher render`'s).
-_OWNED = re.compile(r"^(?:job|probe|rerender)-(\d+)-")
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _CHECK_EVERY = 256  # entries removed between two looks at the clock
@@ -68,14 +68,71 @@ class JobDir:
 
 
 def create(work: Path, kind: str, stem: str) -> JobDir:
-    """A new job directory under `work` (created if missing), named `<kind>-<pid>-<stem>-...`."""
-    work.mkdir(parents=True, exist_ok=True)
+    """A new job directory under `work` (created if missing), named `<kind>-<pid>-<stem>-...`.
+
+    This process holds it (see `make_dir`) until `discard` removes it.
+    """
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._")[:40]
-    root = Path(tempfile.mkdtemp(prefix=f"{kind}-{os.getpid()}-{safe}-", dir=work))
+    root = make_dir(work, f"{kind}-{os.getpid()}-{safe}-")
     os.chmod(root, 0o711)
     results = root / "results"
     results.mkdir(mode=0o700)
     return renew(JobDir(root, root, results))
+
+
+# Every directory a process makes in folders.work is held with an exclusive flock on an
+# open descriptor for as long as it is in use; a starting daemon removes only directories
+# it can lock itself, whatever their names: their owner is dead (the kernel drops the
+# lock with the process). A name says nothing: a pid in it may be reused.
+_held: dict[str, int] = {}
+_held_lock = threading.Lock()
+
+
+def make_dir(work: Path, prefix: str) -> Path:
+    """A new, empty directory `work/<prefix>XXXXXXXX`, held by this process until `discard`."""
+    work.mkdir(parents=True, exist_ok=True)
+    while True:
+        path = Path(tempfile.mkdtemp(prefix=prefix, dir=work))
+        fd = os.open(path, _DIR_FLAGS)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if os.fstat(fd).st_nlink > 0:  # a starting daemon did not remove it before the lock
+                with _held_lock:
+                    _held[str(path)] = fd
+                return path
+        except BlockingIOError:  # a starting daemon is removing it: take another
+            pass
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def claim_orphan(path: Path) -> Iterator[bool]:
+    """True, holding its lock for the `with` block, when no live process holds the work entry
+    `path` (its owner died, or it is a stray file); False while one does (this process too)."""
+    try:
+        fd = os.open(path, _DIR_FLAGS)
+    except FileNotFoundError:
+        yield False
+        return
+    except OSError:  # not a directory (a stray file, a link): nobody's
+        yield True
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+        else:
+            yield True
+    finally:
+        os.close(fd)
+
+
+def _release(path: Path) -> None:
+    with _held_lock:
+        fd = _held.pop(str(path), None)
+    if fd is not None:
+        os.close(fd)
 
 
 def renew(job: JobDir) -> JobDir:
@@ -83,20 +140,6 @@ def renew(job: JobDir) -> JobDir:
     path = job.root / secrets.token_hex(16)
     path.mkdir(mode=0o700)
     return JobDir(job.root, path, job.results)
-
-
-def owned_by_live_process(name: str) -> bool:
-    """True for one of our work directories whose owner is alive and is not this process."""
-    m = _OWNED.match(name)
-    if m is None or int(m.group(1)) == os.getpid():
-        return False
-    try:
-        os.kill(int(m.group(1)), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -257,7 +300,9 @@ def remove_tree(path: Path, *, budget: float | None = None) -> bool:
         if not stat.S_ISDIR(st.st_mode):
             os.unlink(name, dir_fd=parent_fd)
             return True
-        top = _open_dir_for_removal(parent_fd, name)
+        top = _open_dir_for_removal(parent_fd, name, missing_ok=True)
+        if top is None:
+            return True
         try:
             done = _empty(top, deadline)
         finally:
@@ -278,7 +323,7 @@ def _empty(top: int, deadline: float | None) -> bool:
     moved = 0
     ops = 0
     while True:
-        pending = [None]  # None: top itself; else the name of a directory directly in top
+        pending: list[str | None] = [None]  # None: top itself; else the name of a directory directly in top
         with os.scandir(top) as it:
             pending += [e.name for e in it if e.is_dir(follow_symlinks=False)]
         for name in pending:
@@ -355,8 +400,16 @@ def _make_writable(dir_fd: int, name: str) -> None:
 def discard(path: Path, *, budget: float = 10.0) -> bool:
     """Remove a work directory in bounded time; what is left is moved to `<work>/.trash` and logged.
 
-    Never raises. Returns True when the directory is gone from where it was.
+    Never raises. Returns True when the directory is gone from where it was. A directory
+    this process held (`make_dir`) is let go once it is gone or in the trash.
     """
+    try:
+        return _discard(path, budget)
+    finally:
+        _release(path)
+
+
+def _discard(path: Path, budget: float) -> bool:
     try:
         if remove_tree(path, budget=budget):
             return True

@@ -61,6 +61,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -80,6 +81,10 @@ PR_SET_DUMPABLE = 4
 
 class PoolError(WatcherError):
     """A zygote could not be started; the caller renders in a fresh process instead."""
+
+
+class Cancelled(PoolError):
+    """The wait for a warm worker was cancelled (the job is being cancelled)."""
 
 
 class WorkerLost(WatcherError):
@@ -144,11 +149,23 @@ class Zygote:
         self.broken = False  # it died or stopped answering: never use it again
         self.busy = False  # a child of it is not reaped yet: its next message must be "reap"
 
-    def wait_ready(self) -> None:
+    def wait_ready(self, cancel: threading.Event | None = None) -> None:
+        """Wait until the zygote has imported Manim (at most READY_TIMEOUT).
+
+        Raises:
+            Cancelled: `cancel` was set meanwhile (the zygote keeps importing, for the next job).
+            PoolError: it did not start.
+        """
         if self.ready:
             return
+        deadline = time.monotonic() + READY_TIMEOUT
+        while cancel is not None and not select.select([self.sock], [], [], 0.1)[0]:
+            if cancel.is_set():
+                raise Cancelled("cancelled while the warm worker was starting")
+            if time.monotonic() >= deadline:
+                break
         try:
-            reply = self._recv(READY_TIMEOUT)
+            reply = self._recv(max(0.1, deadline - time.monotonic()))
         except WorkerLost as e:
             raise PoolError(f"the warm worker did not start: {e}") from None
         if reply.get("error"):
@@ -241,14 +258,15 @@ class Pool:
                 self._idle.append(self._spawn())
 
     @contextlib.contextmanager
-    def checkout(self) -> Iterator[Zygote]:
+    def checkout(self, cancel: threading.Event | None = None) -> Iterator[Zygote]:
         """A ready zygote for one job; it goes back to the pool after, unless it broke.
 
-        Raises PoolError when no zygote can be started.
+        Raises PoolError when no zygote can be started, Cancelled when `cancel` is set while
+        waiting for one.
         """
         zygote = self._take()
         try:
-            zygote.wait_ready()
+            zygote.wait_ready(cancel)
             yield zygote
         finally:
             self._give_back(zygote)

@@ -1,18 +1,18 @@
-"""Render one scene in an isolated child process and verify what comes out.
+"""The local executor's core: run one job spec in an isolated child and hand back its outputs.
 
 The parent never runs scene code. Each job gets a private directory under the work
 folder; the child (`watcher.child`) runs there in its own session with a scrubbed
 environment and its own limits, and raises SceneTimeout on SIGALRM. The child is forked
 by a warm worker that imported Manim once (`watcher.pool`), or with
 `render.warm_workers: false` is a fresh interpreter; everything after the start is the
-same. The parent watches the child's pidfd and output pipe, and SIGKILLs the whole
-process group once timeout + grace has passed on the wall clock. Success means exit
-status 0 AND MP4s that PyAV opens, with at least one frame and a positive duration.
+same. `watcher.supervise` watches the child's pidfd and output pipe, and SIGKILLs the
+whole process group once timeout + grace has passed on the wall clock.
 
 Once scene code has run, the job directory is hostile (the parent is often root): it is
 read only through `watcher.jobfs` (no link followed, no FIFO opened, sizes capped, the
-child's result.json checked against its shape), the videos are copied out of it before
-they are verified, and it is removed in bounded time (`jobfs.discard`).
+child's result.json checked against its shape), and the outputs are copied out of it
+into `results/` before anyone looks at them. Verification (`watcher.verify`) and
+publishing happen on the receiving side, as for any executor.
 """
 
 from __future__ import annotations
@@ -22,24 +22,19 @@ import dataclasses
 import json
 import logging
 import os
-import re
-import select
-import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from . import apisnapshot, jobfs, layout, pool, sandbox, texseed
-from .config import ENFORCED_SETTINGS, QUALITIES, RESOLUTIONS, Settings, default_settings
-from .errors import PHASES, ErrorRecord, InvalidScene, RenderError, RenderTimeout, cap_text, excerpt
-from .validate import check_scene, checked_scene, findings_record
+from . import fsops, jobfs, pool, sandbox
+from .config import ENFORCED_SETTINGS, Settings
+from .errors import PHASES, ErrorRecord, cap_text, excerpt
+from .job import JobSpec, RenderResult, complete
+from .supervise import Launcher, supervise
 
 log = logging.getLogger(__name__)
 
@@ -50,104 +45,25 @@ WORKER_ATTEMPTS = 2
 MAX_RESULT_BYTES = 1 << 20
 
 
-@dataclass
-class VideoInfo:
-    """What verification found in one output: a video, or the image of a still scene."""
-
-    width: int
-    height: int
-    duration: float
-    frames: int
-    fps: float
-    kind: str = "video"  # "video" (.mp4) or "image" (.png: a scene that never animates)
-
-
-@dataclass
-class RenderResult:
-    """The outcome of one job. `videos` are verified copies the job cannot reach; they, and
-    the job directory, are removed when the `render_job` context exits. A failed job of
-    several scenes keeps in `videos` those that rendered before the failure."""
-
-    filename: str
-    ok: bool
-    videos: list[Path] = field(default_factory=list)
-    info: list[VideoInfo] = field(default_factory=list)
-    record: ErrorRecord | None = None
-    scenes: list[str] = field(default_factory=list)
-    suffixes: list[str] = field(default_factory=list)  # of each video: ".mp4", or ".<Scene>.mp4" for several
-    duration: float = 0.0
-    cancelled: bool = False
-    workdir: Path | None = None  # the child's directory (hostile: read it only through watcher.jobfs)
-    overridden: dict[str, Any] = field(default_factory=dict)  # scene settings replaced by the render settings
-
-
-@contextlib.contextmanager
-def render_job(
-    source: bytes,
-    filename: str,
-    settings: Settings,
-    *,
-    scenes: list[str] | None = None,
+def run(
+    spec: JobSpec,
+    job: jobfs.JobDir,
+    launcher: Callable[[contextlib.ExitStack], Launcher],
+    glyphs: dict[str, bytes],
     cancel: threading.Event | None = None,
-) -> Iterator[RenderResult]:
-    """Validate and render `source` (the bytes of the user's `filename`).
+) -> RenderResult:
+    """Run `spec` in a child in `job` and copy its outputs into `job.results` (unverified).
 
-    Yields a RenderResult whose videos are verified copies out of the job's reach; they
-    and the job directory are removed when the `with` block ends, on success and on failure. `scenes`, when given,
-    skips the static checks (the caller already ran them). Setting `cancel` stops the
-    render (the result then has `cancelled=True` and no record).
+    `launcher` gives what starts the child (entered on the stack it is given); `glyphs`
+    are SVGs every job gets in its media/Tex (`watcher.texseed`).
     """
     started = time.monotonic()
-    if scenes is None:
-        check = check_scene(source, settings, filename)
-        if not check.ok:
-            record = findings_record(check, filename)
-            _complete(record, settings, started)
-            yield RenderResult(filename, ok=False, record=record, duration=record.duration or 0.0)
-            return
-        scenes = check.selected
-        if check.source is not None:  # the code block of a Markdown reply (validation.extract_code)
-            lines = f"lines {check.extracted[0]}-{check.extracted[1]}" if check.extracted else "its code block"
-            log.info("%s: a Markdown reply: rendering %s", filename, lines)
-            source = check.source.encode("utf-8")  # other lines blanked: line numbers still match the file
+    source, filename, scenes, settings = spec.source, spec.filename, spec.scenes, spec.settings
     expect = sandbox.expected_layers(settings)  # the host check, once per process and settings
-    job = jobfs.create(settings.folders.work, "job", Path(filename).stem)
-    try:
-        result = _run_child(job, source, filename, scenes, settings, cancel, started, expect)
-        yield result
-    finally:
-        jobfs.discard(job.root)
-
-
-def prewarm(settings: Settings, count: int | None = None) -> None:
-    """Start warm workers for `count` renders at once (default workers.count), the shared
-    number glyphs (watcher.texseed) and the Manim API snapshot (watcher.apisnapshot), in the background.
-
-    Optional: render_job starts warm workers on demand, but then the first jobs wait for
-    Manim's import; without prewarm no job gets the shared glyphs. No warm workers with
-    render.warm_workers: false.
-    """
-    if settings.render.warm_workers:
-        pool.get_pool().prewarm(count or settings.worker_count)
-    texseed.start(settings)
-    if settings.validation.api_check != "off":
-        apisnapshot.get(settings)  # starts making the Manim API snapshot in the background if it is missing
-
-
-def _run_child(
-    job: jobfs.JobDir,
-    source: bytes,
-    filename: str,
-    scenes: list[str],
-    settings: Settings,
-    cancel: threading.Event | None,
-    started: float,
-    expect: list[str],
-) -> RenderResult:
     # Inside the job, outputs have short fixed names: the user's name may be 255 bytes
     # already, and the child decides nothing about what is published under which name.
     outputs = [f"video-{i + 1}" for i in range(len(scenes))]
-    spec = {
+    child_spec = {
         "filename": filename,
         "scenes": scenes,
         "outputs": outputs,
@@ -161,10 +77,10 @@ def _run_child(
             job = jobfs.renew(job)  # the lost attempt's directory is tainted: a fresh one
         try:
             with contextlib.ExitStack() as stack:
-                launcher = _launcher(settings, stack)
-                _prepare(job.path, source, filename, {**spec, "parent_pid": launcher.pid})
-                proc = launcher.start(job.path, sandbox.child_environment(job.path))
-                log.debug("%s: render child %d started (%s)", filename, proc.pid, type(launcher).__name__)
+                start = launcher(stack)  # may wait for a warm worker's import: cancel stops the wait
+                _prepare(job.path, source, filename, {**child_spec, "parent_pid": start.pid}, glyphs)
+                proc = start.start(job.path, sandbox.child_environment(job.path))
+                log.debug("%s: render child %d started (%s)", filename, proc.pid, type(start).__name__)
                 # render.timeout applies to each scene of the file (the child restarts its alarm).
                 deadline = time.monotonic() + settings.render.timeout * len(scenes) + settings.render.grace
                 outcome, tail, returncode = supervise(proc, deadline, settings.render.max_log_bytes, cancel)
@@ -173,6 +89,9 @@ def _run_child(
             outcome, tail, lost = "lost", e.tail, e
             if attempt < WORKER_ATTEMPTS:
                 log.warning("%s: %s; running it again on a new warm worker", filename, e)
+        except pool.Cancelled:
+            outcome = "cancelled"
+            break
     duration = time.monotonic() - started
     result = RenderResult(filename, ok=False, scenes=scenes, duration=duration, workdir=job.path)
     if outcome == "cancelled":
@@ -232,7 +151,7 @@ def _run_child(
     if rec.excerpt is None and rec.line:
         rec.excerpt = excerpt(source.decode("utf-8-sig", errors="replace"), rec.line)
     _in_user_terms(rec, job, filename, settings)
-    _complete(rec, settings, started)
+    complete(rec, settings, started)
     result.record = rec
     return result
 
@@ -272,157 +191,16 @@ def _in_user_terms(rec: ErrorRecord, job: jobfs.JobDir, filename: str, settings:
         }
 
 
-class Child(Protocol):
-    """A started render child: the leader of its own session, writing its output to `out_fd`."""
-
-    pid: int
-    pidfd: int
-    out_fd: int
-
-    def wait(self) -> int:
-        """Reap it; the exit status the way subprocess gives it (negative: killed by that signal)."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class Launcher(Protocol):
-    """What starts render children: a fresh interpreter per job, or a warm worker's fork."""
-
-    pid: int  # the parent the child will have, which its PR_SET_PDEATHSIG is tied to
-
-    def start(self, job_dir: Path, env: dict[str, str]) -> Child: ...
-
-
-class FreshChild:
-    """`python -I -m watcher.child JOB_DIR` in a new process of its own."""
-
-    def __init__(self, job_dir: Path, env: dict[str, str]):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-m", "watcher.child", str(job_dir)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            cwd=job_dir,
-            env=env,
-            start_new_session=True,
-            close_fds=True,
-        )
-        assert self.proc.stdout is not None
-        self.pid = self.proc.pid
-        self.pidfd = os.pidfd_open(self.pid)
-        self.out_fd = self.proc.stdout.fileno()
-
-    def wait(self) -> int:
-        return self.proc.wait()
-
-    def close(self) -> None:
-        os.close(self.pidfd)
-        assert self.proc.stdout is not None
-        self.proc.stdout.close()
-
-
-class FreshLauncher:
-    """render.warm_workers: false, or no warm worker could be started."""
-
-    def __init__(self) -> None:
-        self.pid = os.getpid()
-
-    def start(self, job_dir: Path, env: dict[str, str]) -> Child:
-        return FreshChild(job_dir, env)
-
-
-def _launcher(settings: Settings, stack: contextlib.ExitStack) -> Launcher:
-    if settings.render.warm_workers:
-        try:
-            return stack.enter_context(pool.get_pool().checkout())
-        except pool.PoolError as e:
-            log.warning("%s; rendering in a fresh process instead", e)
-    return FreshLauncher()
-
-
-def _prepare(job_dir: Path, source: bytes, filename: str, spec: dict[str, Any]) -> None:
+def _prepare(job_dir: Path, source: bytes, filename: str, spec: dict[str, Any], glyphs: dict[str, bytes]) -> None:
     """Fill a new, empty child directory for one attempt."""
     (job_dir / "tmp").mkdir()
     (job_dir / filename).write_bytes(source)
     (job_dir / "job.json").write_text(json.dumps(spec), encoding="utf-8")
-    texseed.copy_into(job_dir / "media" / "Tex")
-
-
-def supervise(
-    child: Child, deadline: float, max_log: int, cancel: threading.Event | None = None
-) -> tuple[str, bytes, int]:
-    """Wait for `child`, keeping the tail of its output; kill its group at `deadline`.
-
-    Returns ("exited" | "killed" | "cancelled", output tail, exit status). Whatever
-    happens, every process left in the child's process group is SIGKILLed before the
-    child is reaped (its pgid cannot be reused while it is a zombie).
-
-    Raises:
-        WorkerLost: the warm worker that forked the child died; `.tail` holds the output.
-    """
-    poller = select.poll()
-    poller.register(child.out_fd, select.POLLIN)
-    poller.register(child.pidfd, select.POLLIN)
-    tail = bytearray()
-    outcome = "exited"
-    returncode: int | None = None
-    try:
-        while True:
-            now = time.monotonic()
-            if now >= deadline:
-                outcome = "killed"
-                break
-            if cancel is not None and cancel.is_set():
-                outcome = "cancelled"
-                break
-            wait = deadline - now if cancel is None else min(deadline - now, 0.2)
-            events = poller.poll(max(1, int(wait * 1000)))
-            exited = False
-            for fd, _ in events:
-                if fd == child.pidfd:
-                    exited = True
-                elif not _read_into(child.out_fd, tail, max_log):
-                    poller.unregister(child.out_fd)
-            if exited:
-                break
-        _kill(child)
-        # Drain to the end of the output: the pipe reads EOF once every process holding it
-        # is dead, so this also waits for the job's last descendants to go. With a PID
-        # namespace that is at once; without one, a descendant that left the process group
-        # keeps it open, so wait at most 2 s.
-        until = time.monotonic() + 2.0
-        while (left := until - time.monotonic()) > 0 and select.select([child.out_fd], [], [], left)[0]:
-            if not _read_into(child.out_fd, tail, max_log):
-                break
-        returncode = child.wait()
-    except pool.WorkerLost as e:
-        e.tail = bytes(tail[-max_log:])
-        raise
-    finally:
-        if returncode is None:  # interrupted ourselves, or the worker was lost: never leave the job running
-            _kill(child)
-            with contextlib.suppress(pool.WorkerLost):
-                child.wait()
-        child.close()
-    return outcome, bytes(tail[-max_log:]), returncode
-
-
-def _read_into(fd: int, buf: bytearray, cap: int) -> bool:
-    data = os.read(fd, 65536)
-    buf += data
-    if len(buf) > 2 * cap:  # keep memory flat however much the scene prints
-        del buf[:-cap]
-    return bool(data)
-
-
-def _kill(child: Child) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(child.pid, signal.SIGKILL)
-    # The child itself, through its pidfd: a fork may not have called setsid() yet, and a
-    # pid could be reused, a pidfd cannot.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        signal.pidfd_send_signal(child.pidfd, signal.SIGKILL)
+    if glyphs:  # each job its own copies: no job can tamper with another's
+        tex = job_dir / "media" / "Tex"
+        tex.mkdir(parents=True)
+        for name, data in glyphs.items():
+            (tex / name).write_bytes(data)
 
 
 def _read_result(dir_fd: int, owners: set[int]) -> dict[str, Any]:
@@ -507,13 +285,13 @@ def _collect_outputs(
     result: RenderResult,
     partial: bool = False,
 ) -> str | None:
-    """Copy each expected output out of the job into job.results and verify the copy.
+    """Copy each expected output out of the job into job.results.
 
     An output is `out/<name>.mp4`, or for a scene that never animates (render.still: png)
-    `out/<name>.png`. Fills result.videos, .suffixes and .info; returns why the outputs
-    are not acceptable, or None. What is verified is what is published: the copy, which
-    the job cannot reach. With `partial` (a failed job), outputs that are missing or do
-    not verify are skipped: those that do are kept beside the error record.
+    `out/<name>.png`. Fills result.videos and .suffixes; returns why the outputs are not
+    acceptable, or None. The copies are what the receiving side verifies and publishes:
+    the job cannot reach them. With `partial` (a failed job), outputs that are missing or
+    unsafe are skipped.
     """
     max_bytes = settings.render.max_output_mb * 1024 * 1024
     extensions = (".mp4", ".png") if settings.render.still == "png" else (".mp4",)
@@ -522,7 +300,7 @@ def _collect_outputs(
             for extension in extensions:
                 suffix = extension if len(scenes) == 1 else f".{scene}{extension}"
                 # Named as publish_done reads them, `<stem><suffix>`, the stem shortened to fit in a name.
-                copy = job.results / layout.final_name(Path(filename).stem, "", suffix)
+                copy = job.results / fsops.final_name(Path(filename).stem, "", suffix)
                 try:
                     jobfs.copy_out(dir_fd, f"out/{output}{extension}", copy, max_bytes=max_bytes, owners=owners)
                     break
@@ -530,147 +308,10 @@ def _collect_outputs(
                     continue
             else:
                 raise ValueError(f"no video or image was written for {scene}")
-            try:
-                quality = RESOLUTIONS[settings.render.quality]
-                info = verify_mp4(copy) if extension == ".mp4" else verify_png(copy, quality)
-            except ValueError as e:
-                raise ValueError(f"{scene}: {e}") from None
         except (jobfs.UnsafeEntry, ValueError) as e:
             if partial:
                 continue
             return str(e)
-        result.info.append(info)
         result.videos.append(copy)
         result.suffixes.append(suffix)
     return None
-
-
-def verify_png(path: Path, size: tuple[int, int]) -> VideoInfo:
-    """Open `path` with Pillow and decode it; it must be a PNG of `size` (width, height).
-
-    Raises:
-        ValueError: saying what is wrong with the file.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            if image.format != "PNG":
-                raise ValueError(f"not a PNG image but {image.format}")
-            image.load()
-            width, height = image.size
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
-        raise ValueError(f"not a valid PNG: {e}") from None
-    if (width, height) != size:
-        raise ValueError(f"the image is {width}x{height}, not the configured {size[0]}x{size[1]}")
-    return VideoInfo(width, height, 0.0, 1, 0.0, kind="image")
-
-
-def verify_mp4(path: Path) -> VideoInfo:
-    """Open `path` with PyAV; require a video stream, one decodable frame and a positive duration.
-
-    Raises:
-        ValueError: saying what is wrong with the file.
-    """
-    import av
-
-    if not path.is_file():
-        raise ValueError("no video file was written")
-    try:
-        with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise ValueError("the file has no video stream")
-            stream = container.streams.video[0]
-            first = next(container.decode(stream), None)
-            if first is None:
-                raise ValueError("the video has no frames")
-            duration = 0.0
-            if container.duration:
-                duration = container.duration / av.time_base
-            elif stream.duration and stream.time_base:
-                duration = float(stream.duration * stream.time_base)
-            if duration <= 0:
-                raise ValueError("the video has no duration")
-            fps = float(stream.average_rate or 0)
-            return VideoInfo(first.width, first.height, round(duration, 3), stream.frames, fps)
-    except av.FFmpegError as e:
-        raise ValueError(f"not a valid MP4: {e}") from None
-
-
-def _complete(record: ErrorRecord, settings: Settings, started: float) -> None:
-    record.duration = round(time.monotonic() - started, 3)
-    record.settings = settings.render_summary()
-
-
-def _safe(stem: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._")
-
-
-def execute_animation_code(
-    code: str,
-    output_name: str,
-    output_dir: str | os.PathLike[str],
-    quality: str = "low_quality",
-    settings: Settings | None = None,
-) -> Path:
-    """Render the scene in `code` and return the path of `output_dir/<output_name>.mp4`.
-
-    The render runs in an isolated child process; temporary files are always removed. A
-    scene that never animates gives its last frame, `output_dir/<output_name>.png`, as
-    `manim` does (pass settings with render.still "fail" to refuse such scenes). A
-    Markdown reply renders its code block (validation.extract_code).
-
-    Args:
-        code: Manim Community scene source.
-        output_name: name of the MP4 (".mp4" is added when missing).
-        output_dir: created if missing; an existing file of that name is replaced.
-        quality: a Manim quality name (low_quality, medium_quality, high_quality,
-            production_quality, fourk_quality) or its one-letter flag.
-        settings: limits and policy; defaults to the built-in defaults with job
-            directories in the system temp folder.
-
-    Returns:
-        The path of the verified MP4.
-
-    Raises:
-        SyntaxError: the code does not parse.
-        ValueError: (InvalidScene) the scene is structurally invalid ("missing ...") or
-            breaks the validation policy.
-        RenderTimeout: (a RenderError and TimeoutError) the render ran out of time.
-        RenderError: (a RuntimeError) the render failed; `.record` says why.
-    """
-    if quality not in QUALITIES:
-        raise ValueError(f"unknown quality {quality!r}; use one of {', '.join(QUALITIES)}")
-    if settings is None:
-        base = default_settings()
-        # /tmp/watcher/work: the API snapshot's cache/ beside it is /tmp/watcher/cache, not /tmp/cache.
-        work = Path(tempfile.gettempdir()) / "watcher" / "work"
-        settings = dataclasses.replace(base, folders=dataclasses.replace(base.folders, work=work))
-    settings = dataclasses.replace(settings, render=dataclasses.replace(settings.render, quality=QUALITIES[quality]))
-    name = output_name[:-4] if output_name.endswith(".mp4") else output_name
-    if not name or "/" in name or name in (".", ".."):
-        raise ValueError(f"output_name must be a plain file name, got {output_name!r}")
-    try:
-        check = checked_scene(code, settings)
-    except (SyntaxError, InvalidScene) as e:
-        log.error("%s: invalid scene: %s", name, e)
-        raise
-    scenes = check.selected
-    code = check.source or code  # a Markdown reply: its code block
-    out_dir = Path(output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with render_job(code.encode("utf-8"), f"{name}.py", settings, scenes=scenes[:1]) as result:
-        if not result.ok:
-            assert result.record is not None
-            rec = result.record
-            log.error("%s: render failed: %s", name, rec.summary())
-            exc_type = RenderTimeout if rec.phase == "timeout" else RenderError
-            raise exc_type(rec.summary(), rec)
-        final = out_dir / f"{name}{result.videos[0].suffix}"  # .png for a still scene (render.still)
-        tmp = out_dir / f".{final.name}.tmp-{os.getpid()}"
-        shutil.copyfile(result.videos[0], tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-    log.info("%s: rendered %s in %.2f s", name, final, result.duration)
-    return final

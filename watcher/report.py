@@ -1,23 +1,20 @@
-"""What the folders hold, for people: `folder_status` (what `watcher status` shows) and
-`write_report` (one static HTML page of thumbnails and failures).
+"""`write_report`: one static HTML page of the results in some folders, thumbnails and failures.
 
 Everything read from scene files, error records and sidecars is untrusted: a scene's
 file name, its class names and its error messages are the scene author's text. The page
 escapes all of it, embeds thumbnails as data: URIs, loads nothing from the network (its
 Content-Security-Policy forbids it), and runs only its own script (a per-page nonce).
 Whoever can write into a folder can also put links and huge files there: symbolic links
-are never followed, a record is read only up to MAX_RECORD_BYTES, and a failure card
-shows at most a few KB of each field.
+are never followed, a record is read only up to MAX_RECORD_BYTES (`watcher.records`), and
+a failure card shows at most a few KB of each field.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import errno
 import html
 import io
-import json
 import logging
 import os
 import re
@@ -30,206 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .batch import ERROR_SUFFIX, META_SUFFIX, sidecar_videos
-from .config import Settings
-from .daemon import STATUS_NAME
-from .errors import CAPS, cap_tail, cap_text
-from .inbox import is_candidate
-from .render import verify_mp4
+from .errors import CAPS, cap_text
+from .records import MAX_RECORD_BYTES as MAX_RECORD_BYTES  # tests/test_explain.py imports it from here
+from .records import number, read_record, shown_fields
+from .sidecar import ERROR_SUFFIX, META_SUFFIX, sidecar_videos
+from .verify import verify_mp4
 
 log = logging.getLogger(__name__)
 
-# The daemon rewrites its status file at least every 2 s; older than this, it is not keeping up.
-STALE_AFTER = 15.0
 THUMB_WIDTH = 320
-# The records watcher writes stay far below this (errors.CAPS); a bigger file was not
-# written by it, and reading it whole could take all the memory.
-MAX_RECORD_BYTES = 1 << 20
-# The render output a failure card shows: its end, which holds the traceback.
-TAIL_LINES = 40
-TAIL_CHARS = 8192
-
-
-# -- status ---------------------------------------------------------------------------------
-
-
-def folder_status(settings: Settings, *, recent: int = 5, now: float | None = None) -> dict[str, Any]:
-    """Counts per folder, the daemon's state (from its status file), and the latest failures."""
-    f = settings.folders
-    return {
-        "config": str(settings.path) if settings.path else None,
-        "folders": {key: str(getattr(f, key)) for key in ("inbox", "processing", "done", "failed")},
-        "counts": {
-            "inbox": _count_sources(f.inbox),
-            "processing": _count_claims(f.processing),
-            "done": _count_sources(f.done),
-            "failed": _count_sources(f.failed),
-        },
-        "daemon": daemon_status(f.processing / STATUS_NAME, now=now),
-        "recent_failures": recent_failures(f.failed, recent),
-    }
-
-
-def daemon_status(path: Path, *, now: float | None = None) -> dict[str, Any]:
-    """Read the daemon's status file; `state` is running, stale, stopped, gone (died) or absent."""
-    now = time.time() if now is None else now
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {"state": "absent", "running": []}
-    except (OSError, ValueError) as e:
-        return {"state": "absent", "running": [], "error": f"unreadable status file {path}: {e}"}
-    if not isinstance(data, dict):
-        return {"state": "absent", "running": [], "error": f"unreadable status file {path}"}
-    pid = data.get("pid") if isinstance(data.get("pid"), int) else None
-    started, updated = _number(data.get("started")), _number(data.get("updated"))
-    age = now - updated if updated is not None else None
-    alive = _alive(pid)
-    if data.get("state") == "stopped":
-        state = "stopped"
-    elif not alive:
-        state = "gone"  # killed without the clean shutdown that marks the file stopped
-    elif age is None or age > STALE_AFTER:
-        state = "stale"
-    else:
-        state = "running"
-    live = state == "running"
-    raw_running = data.get("running") if isinstance(data.get("running"), dict) else {}
-    running = [
-        # The file holds run times as of `updated`; add the time since.
-        {"name": str(name), "seconds": round((_number(secs) or 0.0) + (age if live and age else 0.0), 1)}
-        for name, secs in raw_running.items()
-    ]
-    return {
-        "state": state,
-        "pid": pid,
-        "alive": alive,
-        "started": started,
-        "updated": updated,
-        "age_seconds": round(age, 1) if age is not None else None,
-        "uptime_seconds": round(now - started, 1) if live and started else None,
-        "queued": data.get("queued") if live else 0,
-        "running": running if live else [],
-        "counts": data.get("counts") if isinstance(data.get("counts"), dict) else {},
-    }
-
-
-def recent_failures(folder: Path, limit: int) -> list[dict[str, Any]]:
-    """The newest error records in `folder`, newest first."""
-    records = []
-    with contextlib.suppress(FileNotFoundError):
-        for entry in os.scandir(folder):
-            if entry.name.endswith(ERROR_SUFFIX) and not entry.name.startswith("."):
-                with contextlib.suppress(OSError):
-                    if entry.is_file(follow_symlinks=False):
-                        records.append((entry.stat(follow_symlinks=False).st_mtime, Path(entry.path)))
-    records.sort(reverse=True)
-    out = []
-    for mtime, path in records[:limit]:
-        rec = shown_fields(read_record(path))
-        out.append(
-            {
-                "file": str(path),
-                "time": mtime,
-                "phase": rec["phase"],
-                "type": rec["type"],
-                "message": _first_line(rec["message"]),
-                "line": rec["line"],
-            }
-        )
-    return out
-
-
-def read_record(path: Path, limit: int = MAX_RECORD_BYTES) -> dict[str, Any]:
-    """An error record (or a sidecar) as a dict; one that cannot be read becomes a record that says so.
-
-    A symbolic link is not followed, and a file over `limit` bytes is not read at all.
-    """
-    try:
-        data = json.loads(_read_regular(path, limit).decode("utf-8", errors="replace"))
-    except (OSError, ValueError, RecursionError) as e:  # json raises RecursionError on deep nesting
-        reason = "is a symbolic link: not followed" if isinstance(e, OSError) and e.errno == errno.ELOOP else str(e)
-        return {"phase": "?", "type": "UnreadableRecord", "message": f"{path.name} cannot be read: {reason}"}
-    return data if isinstance(data, dict) else {"phase": "?", "type": "UnreadableRecord", "message": path.name}
-
-
-def shown_fields(record: dict[str, Any]) -> dict[str, Any]:
-    """The fields of an error record that status and the report show, as text, each capped."""
-    tail = "\n".join(_text(record.get("stderr_tail")).strip().splitlines()[-TAIL_LINES:])
-    line = record.get("line")
-    return {
-        "phase": cap_text(_text(record.get("phase", "?")), CAPS.name),
-        "type": cap_text(_text(record.get("type", "?")), CAPS.name),
-        "message": cap_text(_text(record.get("message")), CAPS.message),
-        "line": line if isinstance(line, int) and not isinstance(line, bool) else None,
-        "excerpt": cap_text(_text(record.get("excerpt")), CAPS.excerpt),
-        "hint": cap_text(_text(record.get("hint")), CAPS.hint),
-        "stderr_tail": cap_tail(tail, TAIL_CHARS),
-    }
-
-
-def _text(value: Any) -> str:
-    # str() of what a hand-written record holds is bounded by MAX_RECORD_BYTES.
-    return value if isinstance(value, str) else "" if value is None else str(value)
-
-
-def _read_regular(path: Path, limit: int) -> bytes:
-    """The bytes of `path`, a regular file of at most `limit` bytes.
-
-    Raises:
-        OSError: with errno ELOOP when `path` is a symbolic link (never followed).
-        ValueError: not a regular file, or over `limit`.
-    """
-    # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below).
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    with open(fd, "rb") as f:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ValueError("not a regular file")
-        if st.st_size > limit:
-            raise ValueError(f"{st.st_size} bytes, over the {limit} bytes the report reads")
-        data = f.read(limit + 1)
-    if len(data) > limit:  # it grew after the fstat
-        raise ValueError(f"over the {limit} bytes the report reads")
-    return data
-
-
-def _count_sources(folder: Path) -> int:
-    with contextlib.suppress(FileNotFoundError):
-        return sum(1 for e in os.scandir(folder) if is_candidate(e.name) and e.is_file(follow_symlinks=False))
-    return 0
-
-
-def _count_claims(processing: Path) -> int:
-    # One directory per claim; the lock and status files are hidden.
-    with contextlib.suppress(FileNotFoundError):
-        return sum(1 for e in os.scandir(processing) if not e.name.startswith(".") and e.is_dir(follow_symlinks=False))
-    return 0
-
-
-def _alive(pid: int | None) -> bool:
-    if pid is None or pid <= 0:  # kill(0) or kill(-1) would address whole groups
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, under another user
-        return True
-    return True
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _first_line(value: Any, limit: int = 200) -> str:
-    text = str(value or "").strip().splitlines()
-    line = text[0] if text else ""
-    return line if len(line) <= limit else line[:limit] + " ..."
-
-
-# -- the HTML report ----------------------------------------------------------------------
 
 
 @dataclass
@@ -364,7 +170,7 @@ def _video(path: Path, meta: tuple[str, dict[str, Any], dict[str, Any]] | None) 
     if meta is not None:
         _, sidecar, entry = meta
         video.scene = cap_text(str(entry.get("scene")), CAPS.name) if entry.get("scene") else None
-        video.render_seconds = _number(sidecar.get("render_seconds"))
+        video.render_seconds = number(sidecar.get("render_seconds"))
     return video
 
 

@@ -1,4 +1,4 @@
-"""Number glyphs typeset once per process by a scene of ours, then copied into every job.
+"""Number glyphs typeset once per executor by a scene of ours, then copied into every job.
 
 Manim typesets each character of a DecimalNumber (axis labels, NumberLine numbers,
 counters) as its own MathTex and caches the SVG as media/Tex/<hash of the TeX file>.svg.
@@ -17,10 +17,12 @@ import logging
 import os
 import re
 import threading
-from pathlib import Path
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 from . import jobfs, sandbox
 from .config import Settings
+from .job import JobSpec, RenderResult
 
 log = logging.getLogger(__name__)
 
@@ -39,65 +41,67 @@ class GeneratedAnimation(Scene):
 _SVG_NAME = re.compile(r"[0-9a-f]{16,64}\.svg")  # Manim's tex_hash names
 _MAX_SVG_BYTES = 256 * 1024
 
-_lock = threading.Lock()
-_started = False
-_thread: threading.Thread | None = None
-_cancel = threading.Event()
-_glyphs: dict[str, bytes] = {}
+# What runs a job: an executor's `run`.
+Run = Callable[[JobSpec, threading.Event | None], AbstractContextManager[RenderResult]]
 
 
-def start(settings: Settings) -> None:
-    """Typeset the glyphs in the background, once per process; later jobs get copies."""
-    global _started, _thread
-    with _lock:
-        if _started:
+class Glyphs:
+    """The glyphs of one executor: built once in the background, then handed to every job."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._cancel = threading.Event()
+        self._glyphs: dict[str, bytes] = {}
+
+    def start(self, run: Run, settings: Settings) -> None:
+        """Typeset the glyphs in the background with `run`, once; later jobs get copies."""
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._build, args=(run, settings), name="texseed", daemon=True)
+        self._thread.start()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the build `start` began; False if it is still running after `timeout`."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Cancel a build under way and wait for its job to be cleaned up."""
+        self._cancel.set()
+        return self.wait(timeout)
+
+    def current(self) -> dict[str, bytes]:
+        """The glyphs built so far (empty until the build is done): name -> SVG bytes."""
+        with self._lock:
+            return dict(self._glyphs)
+
+    def add(self, glyphs: dict[str, bytes]) -> None:
+        with self._lock:
+            self._glyphs.update(glyphs)
+
+    def _build(self, run: Run, settings: Settings) -> None:
+        try:
+            glyphs = build(run, settings, self._cancel)
+        except Exception:  # an optimisation: never the reason a render fails
+            log.warning("number glyphs could not be typeset; every job typesets its own", exc_info=True)
             return
-        _started = True
-        _thread = threading.Thread(target=_build, args=(settings,), name="texseed", daemon=True)
-    _thread.start()
+        self.add(glyphs)
 
 
-def wait(timeout: float | None = None) -> None:
-    """Wait for a build that `start` began (a batch run ends with no render of its own left)."""
-    if _thread is not None:
-        _thread.join(timeout)
-
-
-def stop() -> None:
-    """Cancel a build under way and wait for its job to be cleaned up (daemon shutdown)."""
-    _cancel.set()
-    wait()
-
-
-def copy_into(tex_dir: Path) -> int:
-    """Copy the glyphs built so far into a job's media/Tex; returns how many."""
-    with _lock:
-        glyphs = dict(_glyphs)
-    if glyphs:
-        tex_dir.mkdir(parents=True, exist_ok=True)
-        for name, data in glyphs.items():
-            (tex_dir / name).write_bytes(data)
-    return len(glyphs)
-
-
-def names() -> set[str]:
-    """The glyph files every new job gets (empty until the build is done)."""
-    with _lock:
-        return set(_glyphs)
-
-
-def build(settings: Settings, cancel: threading.Event | None = None) -> dict[str, bytes]:
-    """Render the seed scene in an isolated job and keep its number SVGs (empty on failure)."""
-    from .render import render_job  # render.py imports this module
-
+def build(run: Run, settings: Settings, cancel: threading.Event | None = None) -> dict[str, bytes]:
+    """Render the seed scene with `run` and keep its number SVGs (empty on failure)."""
     render = dataclasses.replace(settings.render, quality="low_quality", timeout=max(settings.render.timeout, 60))
     settings = dataclasses.replace(settings, render=render)
     found: dict[str, bytes] = {}
-    with render_job(SEED_SCENE, "texseed.py", settings, scenes=["GeneratedAnimation"], cancel=cancel) as result:
+    with run(JobSpec(SEED_SCENE, "texseed.py", settings, ["GeneratedAnimation"]), cancel) as result:
         if result.cancelled:
             return found
         if not result.ok:
-            summary = result.record.summary() if result.record else "cancelled"
+            summary = result.record.summary() if result.record else "no record"
             log.warning("number glyphs could not be typeset (%s); every job typesets its own", summary)
             return found
         # Our own scene, but read like any job's directory: nothing in it is followed or trusted blindly.
@@ -110,13 +114,3 @@ def build(settings: Settings, cancel: threading.Event | None = None) -> dict[str
             os.close(dir_fd)
     log.debug("typeset %d number glyphs for every job to share", len(found))
     return found
-
-
-def _build(settings: Settings) -> None:
-    try:
-        glyphs = build(settings, _cancel)
-    except Exception:  # an optimisation: never the reason a render fails
-        log.warning("number glyphs could not be typeset; every job typesets its own", exc_info=True)
-        return
-    with _lock:
-        _glyphs.update(glyphs)
