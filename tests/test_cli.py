@@ -361,8 +361,9 @@ def test_status_report_and_rerender_beside_a_real_daemon(tmp_path: Path):
 
         wait_for(daemon_counted, 10, "the status file to count the render")
 
-        # The daemon files no sidecar, so the first re-render renders; the next one skips.
-        assert json.loads(run("rerender", "done", "--json", cwd=tmp_path).stdout)["rendered"] == 1
+        # The daemon's meta.json says the result is current: a re-render skips it, unless forced.
+        assert json.loads(run("rerender", "done", "--json", cwd=tmp_path).stdout)["skipped"] == 1
+        assert json.loads(run("rerender", "done", "--force", "--json", cwd=tmp_path).stdout)["rendered"] == 1
         assert json.loads(run("rerender", "done", "--json", cwd=tmp_path).stdout)["skipped"] == 1
 
         page = run("report", "--json", cwd=tmp_path)

@@ -302,7 +302,6 @@ class Daemon:
         with self._lock:
             self._running[claimed.path] = (claimed.name, started)
         try:
-            log.info("%s: rendering (attempt %d)", claimed.name, claimed.attempts + 1)
             job = ClaimSource(claimed, self.layout)
             outcome = process(job, self.sink, settings, executor=self.executor, cancel=self._cancel)
             with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 from dataclasses import dataclass
@@ -9,6 +10,8 @@ from pathlib import Path
 
 from .errors import ErrorRecord, WatcherError
 from .layout import Claimed, Layout
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -56,7 +59,8 @@ class ClaimSource:
 
     def load(self) -> bytes | ErrorRecord:
         """Counts the attempt (durably, before the render starts: a crash counts), then reads."""
-        self.layout.begin_attempt(self.claimed)  # may hit a full disk: the daemon holds the claim
+        attempts = self.layout.begin_attempt(self.claimed)  # may hit a full disk: the daemon holds the claim
+        log.info("%s: rendering (attempt %d)", self.name, attempts)
         try:
             return self.layout.read_source(self.claimed)
         except WatcherError as e:  # it changed since the claim checked it
