@@ -54,6 +54,33 @@ def warm_workers(pid: int) -> list[int]:
     return found
 
 
+def warmed_up(pid: int) -> bool:
+    """True once the warm worker `pid` has imported Manim (it then leaves its start-up folder for "/").
+
+    Until then a render waiting for it cannot be cancelled (pool.Zygote.wait_ready): a test
+    that times a cancel starts its clock after this.
+    """
+    try:
+        return os.readlink(f"/proc/{pid}/cwd") == "/"
+    except OSError:
+        return False
+
+
+def all_warmed_up(pid: int, count: int) -> bool:
+    """True once process `pid` has `count` warm workers (or more) and each has imported Manim."""
+    workers = warm_workers(pid)
+    return len(workers) >= count and all(warmed_up(w) for w in workers)
+
+
+def started(work: Path, stem: str) -> bool:
+    """True once a scene of `stem` wrote its marker (`open('started', 'w')`) in its job directory.
+
+    Job directories are `work/job-<pid>-<stem>-*/<child dir>`; the glyph seed's ("texseed")
+    is one too, which is why a test waits for its own scene's marker, not for any directory.
+    """
+    return any(work.glob(f"job-*-{stem}-*/*/started"))
+
+
 def gone(pid: int) -> bool:
     """True once `pid` has exited (a zombie counts: it runs no code)."""
     try:
