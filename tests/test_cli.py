@@ -320,9 +320,28 @@ def _status_file(project: Path, **fields) -> None:
 
 
 def _dead_pid() -> int:
-    proc = subprocess.Popen(["true"])
-    proc.wait()
-    return proc.pid
+    """The pid of a child that has exited and been reaped, checked to be free right now.
+
+    Called in the test, just before use: a pid dead at collection time may belong to a new
+    process by the time the test runs. The caller checks again after use.
+    """
+    for _ in range(100):
+        proc = subprocess.Popen(["true"])
+        proc.wait()
+        if not _pid_alive(proc.pid):
+            return proc.pid
+    raise AssertionError("no free pid found")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+DEAD = "a pid that no process has"  # replaced in the test by _dead_pid()
 
 
 @pytest.mark.parametrize(
@@ -331,19 +350,26 @@ def _dead_pid() -> int:
         ({}, "running"),
         ({"updated": time.time() - 600}, "stale"),
         ({"state": "stopped"}, "stopped"),
-        ({"pid": _dead_pid()}, "gone"),
+        ({"pid": DEAD}, "gone"),
         (None, "absent"),
     ],
 )
 def test_status_json_tells_whether_the_daemon_is_alive(project: Path, fields: dict | None, state: str):
-    if fields is not None:
-        _status_file(project, **fields)
     (project / "inbox" / "new.py").write_text(scene())
     (project / "failed").mkdir()
     (project / "failed" / "x.py").write_text("")
     (project / "failed" / "x.error.json").write_text(json.dumps({"phase": "render", "type": "E", "message": "m\nn"}))
 
-    result = invoke("status", "--config", str(project / "config.yaml"), "--json")
+    for _ in range(5):
+        if fields is not None:
+            given = {k: _dead_pid() if v == DEAD else v for k, v in fields.items()}
+            _status_file(project, **given)
+        result = invoke("status", "--config", str(project / "config.yaml"), "--json")
+        # A dead pid that a new process took meanwhile is alive: the answer says nothing then.
+        if fields is None or fields.get("pid") != DEAD or not _pid_alive(given["pid"]):
+            break
+    else:
+        pytest.fail("every dead pid tried was reused before the status was read")
 
     assert result.exit_code == EXIT_OK, result.output
     data = json.loads(result.stdout)
