@@ -48,7 +48,7 @@ def invoke(*args: str, env: dict[str, str] | None = None):
     return CliRunner().invoke(cli, list(args), env=env)
 
 
-def run(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "watcher", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
     )
@@ -398,7 +398,7 @@ def test_status_report_and_rerender_beside_a_real_daemon(tmp_path: Path):
         def daemon_counted() -> bool:  # the daemon rewrites its status file every 2 s
             return json.loads(run("status", "--json", cwd=tmp_path).stdout)["daemon"]["counts"] == {"done": 1}
 
-        wait_for(daemon_counted, 10, "the status file to count the render")
+        wait_for(daemon_counted, 60, "the status file to count the render")
 
         # The daemon files no sidecar, so the first re-render renders; the next one skips.
         assert json.loads(run("rerender", "done", "--json", cwd=tmp_path).stdout)["rendered"] == 1
