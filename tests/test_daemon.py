@@ -18,7 +18,7 @@ import pytest
 from watcher.render import verify_mp4
 
 from .conftest import job_processes
-from .daemon_helpers import DaemonProc, gone, scene, wait_for, warm_workers
+from .daemon_helpers import DaemonProc, all_warmed_up, gone, scene, started, wait_for, warm_workers
 
 
 def _sources(folder: Path) -> list[str]:
@@ -97,14 +97,31 @@ def test_the_same_name_twice_keeps_both(tmp_path: Path):
         assert (d.done / other.replace(".py", ".mp4")).exists()
 
 
+SLEEPY = scene(body="import time; open('started', 'w').close(); time.sleep(120)")
+
+
+def _render_running(d: DaemonProc) -> None:
+    """Wait until sleepy.py's scene runs and both warm workers (workers.count: 2) imported Manim.
+
+    "rendering" is logged before the render waits for a warm worker, and a render still
+    waiting for Manim's import sees no cancel (the shutdown then wakes it by shutting the
+    pool): what these tests are about is stopping a render that runs.
+    """
+    work = d.root / "work"
+    wait_for(lambda: started(work, "sleepy"), 120, "the scene to run")
+    wait_for(lambda: all_warmed_up(d.proc.pid, 2), 120, "the warm workers to import Manim")
+
+
 def test_sigterm_during_a_render_puts_the_source_back(tmp_path: Path):
-    d = DaemonProc(tmp_path / "w", {"daemon": {"shutdown_grace": 1}, "validation": {"enabled": False}})
+    config = {"daemon": {"shutdown_grace": 1}, "validation": {"enabled": False}, "render": {"timeout": 300}}
+    d = DaemonProc(tmp_path / "w", config)
     with d:
-        d.drop("sleepy.py", scene(body="import time; time.sleep(60)"))
-        wait_for(lambda: "sleepy.py: rendering" in d.log(), 30, "the render to start")
-        started = time.monotonic()
-        assert d.stop() == 0
-        assert time.monotonic() - started < 10
+        d.drop("sleepy.py", SLEEPY)
+        _render_running(d)
+        sent = time.monotonic()
+        assert d.stop(timeout=90) == 0
+        # The scene sleeps 120 s more (its timeout is 300 s): cancelled, not waited for.
+        assert time.monotonic() - sent < 60, d.log()
     assert _sources(d.inbox) == ["sleepy.py"], d.log()
     assert not _sources(d.done) and not _sources(d.failed)
     assert job_processes(tmp_path / "w" / "work") == []
@@ -112,17 +129,26 @@ def test_sigterm_during_a_render_puts_the_source_back(tmp_path: Path):
 
 
 def test_second_sigterm_forces(tmp_path: Path):
-    d = DaemonProc(tmp_path / "w", {"daemon": {"shutdown_grace": 120}, "validation": {"enabled": False}})
+    config = {"daemon": {"shutdown_grace": 300}, "validation": {"enabled": False}, "render": {"timeout": 300}}
+    d = DaemonProc(tmp_path / "w", config)
     with d:
-        d.drop("sleepy.py", scene(body="import time; time.sleep(60)"))
-        wait_for(lambda: "sleepy.py: rendering" in d.log(), 30, "the render to start")
+        d.drop("sleepy.py", SLEEPY)
+        _render_running(d)
         d.signal(signal.SIGTERM)
-        time.sleep(0.5)
-        started = time.monotonic()
+        # Two SIGTERMs pending at once are one: the second is sent once the first was handled.
+        wait_for(lambda: "stopping: no new files" in d.log(), 60, "the first SIGTERM to be handled")
+        assert d.proc.poll() is None, d.log()  # waiting for the render (shutdown_grace: 300 s)
+        sent = time.monotonic()
         d.signal(signal.SIGTERM)
-        assert d.proc.wait(15) == 0
-        assert time.monotonic() - started < 10
-    assert _sources(d.inbox) == ["sleepy.py"]
+        try:
+            assert d.proc.wait(90) == 0, d.log()
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the second SIGTERM did not stop the daemon within 90 s:\n{d.log()}")
+        # Neither the grace (300 s) nor the render (120 s more) was waited for.
+        assert time.monotonic() - sent < 60, d.log()
+    assert _sources(d.inbox) == ["sleepy.py"], d.log()
+    assert not _sources(d.done) and not _sources(d.failed)
+    assert "put back" in d.log()
 
 
 def test_sigkill_during_a_render_then_restart_files_it_once(tmp_path: Path):
