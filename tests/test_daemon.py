@@ -189,25 +189,42 @@ def test_sighup_reloads_a_good_config_and_refuses_a_bad_one(tmp_path: Path):
 def test_sd_notify_messages(tmp_path: Path):
     sock_path = tmp_path / "notify.sock"
     d = DaemonProc(tmp_path / "w", env={"NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "2000000"})
+    messages: list[str] = []
+    done = threading.Event()
+
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(str(sock_path))
-        sock.settimeout(30)
-        messages: list[str] = []
+        sock.settimeout(0.2)
 
-        def receive_until(wanted: str) -> None:
-            while not any(wanted in m for m in messages):
-                messages.append(sock.recv(4096).decode())
+        def drain() -> None:
+            # Read every datagram as it comes, from the start: the daemon never blocks on a
+            # full queue (net.unix.max_dgram_qlen, often 10), it drops, so a message left
+            # unread while the test waits for something else could be lost.
+            while not done.is_set():
+                try:
+                    messages.append(sock.recv(4096).decode())
+                except TimeoutError:
+                    continue
 
-        with d:
-            for wanted in ("READY=1", "STATUS=", "WATCHDOG=1"):
-                receive_until(wanted)
-            # What this test is about is the message; read it as it comes (the daemon never
-            # blocks on a full socket queue: it drops). How fast the daemon then exits is
-            # test_sigterm_does_not_wait_for_warm_workers_still_importing_manim's concern.
-            d.signal(signal.SIGTERM)
-            receive_until("STOPPING=1")
-            assert d.proc.wait(30) == 0, d.log()
-    assert messages.index(next(m for m in messages if "READY=1" in m)) < len(messages) - 1
+        def received(wanted: str) -> bool:
+            return any(wanted in m for m in list(messages))
+
+        reader = threading.Thread(target=drain, daemon=True)
+        reader.start()
+        try:
+            with d:
+                for wanted in ("READY=1", "STATUS=", "WATCHDOG=1"):
+                    wait_for(lambda w=wanted: received(w), 60, wanted)
+                # What this test is about is the message. How fast the daemon then exits is
+                # test_sigterm_does_not_wait_for_warm_workers_still_importing_manim's concern.
+                d.signal(signal.SIGTERM)
+                wait_for(lambda: received("STOPPING=1"), 60, "STOPPING=1")
+                assert d.proc.wait(90) == 0, d.log()
+        finally:
+            done.set()
+            reader.join(10)
+    seen = list(messages)
+    assert seen.index(next(m for m in seen if "READY=1" in m)) < len(seen) - 1
 
 
 def test_sigterm_does_not_wait_for_warm_workers_still_importing_manim(tmp_path: Path):
