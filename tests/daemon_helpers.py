@@ -128,7 +128,7 @@ class DaemonProc:
         )
         log.close()
         if wait:
-            wait_for(lambda: "watching" in self.log() or self.proc.poll() is not None, 30, "the daemon to start")
+            wait_for(lambda: "watching" in self.log() or self.proc.poll() is not None, 60, "the daemon to start")
             assert self.proc.poll() is None, self.log()
         return self
 
