@@ -210,7 +210,7 @@ def test_ignored_names_and_subfolders_are_not_reported(start: Start, inbox: Path
     assert got.names() == ["last.py"]
 
 
-@pytest.mark.timeout(10)
+@pytest.mark.timeout(30)  # a FIFO opened by mistake would block forever
 def test_links_fifos_and_directories_are_reported_for_ingest_to_move_aside(start: Start, inbox: Path) -> None:
     _, got = start()
     os.symlink("/etc/passwd", inbox / "link.py")
@@ -274,9 +274,7 @@ def test_two_hundred_files_at_once_are_delivered_exactly_once(start: Start, inbo
     names = {f"s{i:03d}.py" for i in range(200)}
     for name in names:
         (inbox / name).write_text("x = 1\n")
-    deadline = time.monotonic() + 20
-    while len(delivered) < 200 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: len(delivered) >= 200, 45, "200 deliveries")
     quiet()
     queue.close()
     consumer.join()
@@ -292,14 +290,14 @@ def test_an_inbox_deleted_or_replaced_is_watched_again(
     if how == "deleted":
         shutil.rmtree(inbox)
         # Missing long enough to be seen missing (the polling observer stops then too).
-        wait_for(lambda: "is gone" in caplog.text, 5, "the warning")
+        wait_for(lambda: "is gone" in caplog.text, 15, "the warning")
         inbox.mkdir()
     else:  # a new directory renamed over the name; the old one lives on elsewhere
         inbox.rename(inbox.parent / "old-inbox")
         (inbox.parent / "new-inbox").mkdir()
         (inbox.parent / "new-inbox").rename(inbox)
     (inbox / "after.py").write_text("x = 1\n")
-    assert got.wait_for(1, timeout=5) == [inbox / "after.py"]
+    assert got.wait_for(1, timeout=15) == [inbox / "after.py"]
     assert watcher.alive
 
 
@@ -370,7 +368,7 @@ def test_get_waits_and_close_wakes_it() -> None:
     getter.start()
     time.sleep(0.1)
     q.close()
-    getter.join(2)
+    getter.join(10)
     assert result == [None] and not q.put("x")
 
 
