@@ -778,9 +778,16 @@ def test_a_daemon_that_is_not_root_still_isolates_its_renders(tmp_path: Path):
     # Python may live where that user cannot go (pyenv under /root): in a private mount
     # namespace, a tmpfs over the blocking directory leaves only the way to Python.
     setup = ""
-    blocked = sandbox._unreachable(home, entry)
-    keep = Path(blocked) / Path(sys.base_prefix).relative_to(blocked).parts[0] if blocked else None
-    for path in sandbox._python_paths():  # what the mount below cannot open: the clone's own folders
+    base = Path(sys.base_prefix)
+    blocked = sandbox._unsearchable(base, entry)  # on the way to the interpreter's installation
+    keep = None
+    if blocked:
+        rest = base.relative_to(blocked).parts
+        if not rest:  # the installation's own folder: no mount below opens it
+            shutil.rmtree(home, ignore_errors=True)
+            pytest.skip(f"{entry.pw_name} cannot reach the Python installation {base}: it is not searchable for it")
+        keep = Path(blocked) / rest[0]
+    for path in [str(home), *sandbox._python_paths()]:  # what the mount below cannot open: the clone's own folders
         if keep is None or not Path(path).is_relative_to(keep):
             if unreachable := sandbox._unsearchable(Path(path), entry):
                 shutil.rmtree(home, ignore_errors=True)
