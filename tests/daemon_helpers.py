@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -70,6 +71,13 @@ def all_warmed_up(pid: int, count: int) -> bool:
     """True once process `pid` has `count` warm workers (or more) and each has imported Manim."""
     workers = warm_workers(pid)
     return len(workers) >= count and all(warmed_up(w) for w in workers)
+
+
+def pool_warmed_up(workers: Any) -> bool:
+    """True once this process's warm-worker pool (`watcher.pool.Pool`) has workers, each done
+    importing Manim (one that died meanwhile does not hold this up: the next job replaces it)."""
+    pids = workers.pids()
+    return bool(pids) and all(warmed_up(z) or gone(z) for z in pids)
 
 
 def started(work: Path, stem: str) -> bool:

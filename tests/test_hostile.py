@@ -93,7 +93,7 @@ from watcher.config import Sandbox, load_config
 from watcher.render import render_job
 
 from .conftest import job_processes
-from .daemon_helpers import DaemonProc, scene, wait_for, warmed_up
+from .daemon_helpers import DaemonProc, pool_warmed_up, scene, wait_for
 
 pytestmark = pytest.mark.usefixtures("remove_tmp_path")  # scenes here build trees too deep for pytest
 
@@ -176,7 +176,7 @@ def render(work: Path, source: str, policy: bool, *overrides: str, timeout: floa
     if settings.render.warm_workers:  # nor is a warm worker's import of Manim, which no timeout covers
         workers = pool.get_pool()
         workers.prewarm(1)
-        wait_for(lambda: all(warmed_up(z) for z in workers.pids()), 120, "the warm workers to import Manim")
+        wait_for(lambda: pool_warmed_up(workers), 120, "the warm workers to import Manim")
     started = time.monotonic()
     with render_job(source.encode(), "hostile.py", settings) as result:
         outcome = Outcome(result.ok, result.record, time.monotonic() - started)

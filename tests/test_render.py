@@ -12,7 +12,7 @@ from watcher.config import load_config
 from watcher.render import render_job, verify_mp4
 
 from .conftest import job_processes
-from .daemon_helpers import started, wait_for, warmed_up
+from .daemon_helpers import pool_warmed_up, started, wait_for
 
 SIMPLE = """
 from manim import *
@@ -37,7 +37,7 @@ def ready_to_time(settings) -> None:
     if settings.render.warm_workers:
         workers = pool.get_pool()
         workers.prewarm(1)
-        wait_for(lambda: all(warmed_up(z) for z in workers.pids()), 120, "the warm workers to import Manim")
+        wait_for(lambda: pool_warmed_up(workers), 120, "the warm workers to import Manim")
 
 
 # The seed's three tests, as written against the seed API.
