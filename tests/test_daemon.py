@@ -261,7 +261,7 @@ def test_start_up_errors_are_one_clear_line(tmp_path: Path):
             cwd=tmp_path,
             capture_output=True,
             text=True,
-            timeout=30,
+            timeout=120,
         )
 
     (tmp_path / "bad.yaml").write_text("render:\n  timeout: -5\n")
@@ -296,7 +296,7 @@ def test_unwritable_folder_is_refused(tmp_path: Path):
             [sys.executable, "-m", "watcher", "run", "--config", str(w / "config.yaml")],
             capture_output=True,
             text=True,
-            timeout=30,
+            timeout=120,
         )
         assert r.returncode == 1 and "folders.done" in r.stderr and "cannot write" in r.stderr, r.stderr
     finally:
