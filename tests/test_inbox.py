@@ -382,16 +382,21 @@ def test_queue_under_concurrent_producers_and_consumers() -> None:
             while not q.put(i):
                 time.sleep(0.001)
 
-    def consume() -> None:
-        while (item := q.get(timeout=1)) is not None:
+    def consume() -> None:  # until the queue is closed (not until it looks empty for a while)
+        while (item := q.get()) is not None:
             with lock:
                 got.append(item)
             q.done(item)
 
-    threads = [threading.Thread(target=produce, args=(n * 500,)) for n in range(4)]
-    threads += [threading.Thread(target=consume) for _ in range(4)]
-    for t in threads:
+    producers = [threading.Thread(target=produce, args=(n * 500,)) for n in range(4)]
+    consumers = [threading.Thread(target=consume) for _ in range(4)]
+    for t in producers + consumers:
         t.start()
-    for t in threads:
-        t.join()
+    for t in producers:
+        t.join(30)
+    wait_for(lambda: len(got) >= 2000, 30, "every item consumed")
+    q.close()  # wakes the consumers
+    for t in consumers:
+        t.join(10)
+    assert not any(t.is_alive() for t in producers + consumers)
     assert sorted(got) == list(range(2000))
