@@ -183,8 +183,10 @@ def test_a_worker_killed_mid_job_is_replaced_and_the_job_completes(warm: pool.Po
 
     killer = threading.Thread(target=kill_it_once_forked)
     killer.start()
-    with render_job(scene("time.sleep(1)\n        self.play(FadeIn(Dot()), run_time=0.2)"), "victim.py", settings) as r:
-        killer.join()
+    # The kill must land while the job runs: 3 s of sleep leave the killer (polling every
+    # 50 ms) room on a busy machine; a job that ended first would leave nothing to retry.
+    with render_job(scene("time.sleep(3)\n        self.play(FadeIn(Dot()), run_time=0.2)"), "victim.py", settings) as r:
+        killer.join(60)
         assert r.ok, r.record and r.record.to_json()
     assert not alive(zygote) and len(warm.pids()) == 1 and warm.pids() != [zygote]
 
@@ -202,7 +204,7 @@ def test_a_job_whose_worker_keeps_dying_is_reported_not_retried_forever(warm: po
     killer.start()
     with render_job(scene("time.sleep(30)"), "unlucky.py", settings_for(work_dir)) as result:
         rec = result.record
-    killer.join()
+    killer.join(60)
     assert (rec.phase, rec.type) == ("internal", "WorkerLost"), rec.to_json()
     assert "2 times" in rec.message and "warm_workers" in rec.hint
     assert not any(children(z) for z in warm.pids())
