@@ -19,7 +19,7 @@ from watcher.config import load_config
 from watcher.render import render_job
 
 from .conftest import job_processes
-from .daemon_helpers import wait_for, warmed_up
+from .daemon_helpers import wait_for, warm_workers, warmed_up
 
 
 def settings_for(work: Path, *overrides: str):
@@ -245,11 +245,21 @@ def test_workers_die_with_the_process_that_started_them(work_dir: Path, tmp_path
         f"with render_job({scene('time.sleep(60)')!r}, 'orphan.py', settings) as r:\n    pass\n"
     )
     supervisor = subprocess.Popen([sys.executable, str(script)])
+    found: list[tuple[int, list[int]]] = []
+
+    def job_forked() -> bool:
+        # The zygote by its command line, and its fork, seen in one look: other children of
+        # the supervisor come and go (the sandbox probe, itself with a child while it runs;
+        # the Manim API snapshot's builder).
+        for z in warm_workers(supervisor.pid):
+            if forks := children(z):
+                found.append((z, forks))
+                return True
+        return False
+
     try:
-        wait_for(lambda: any(children(z) for z in children(supervisor.pid)), 60, "the job's fork")
-        # The supervisor may also have the Manim API snapshot's builder as a child: the zygote is the one with the job.
-        [zygote] = [z for z in children(supervisor.pid) if children(z)]
-        [job] = children(zygote)
+        wait_for(job_forked, 120, "the job's fork")
+        [(zygote, [job])] = found
     finally:
         supervisor.kill()
         supervisor.wait()
