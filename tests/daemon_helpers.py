@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -52,6 +53,40 @@ def warm_workers(pid: int) -> list[int]:
         if ppid == pid and b"watcher.pool.serve" in cmdline:
             found.append(int(entry))
     return found
+
+
+def warmed_up(pid: int) -> bool:
+    """True once the warm worker `pid` has imported Manim (it then leaves its start-up folder for "/").
+
+    Until then a render waiting for it cannot be cancelled (pool.Zygote.wait_ready): a test
+    that times a cancel starts its clock after this.
+    """
+    try:
+        return os.readlink(f"/proc/{pid}/cwd") == "/"
+    except OSError:
+        return False
+
+
+def all_warmed_up(pid: int, count: int) -> bool:
+    """True once process `pid` has `count` warm workers (or more) and each has imported Manim."""
+    workers = warm_workers(pid)
+    return len(workers) >= count and all(warmed_up(w) for w in workers)
+
+
+def pool_warmed_up(workers: Any) -> bool:
+    """True once this process's warm-worker pool (`watcher.pool.Pool`) has workers, each done
+    importing Manim (one that died meanwhile does not hold this up: the next job replaces it)."""
+    pids = workers.pids()
+    return bool(pids) and all(warmed_up(z) or gone(z) for z in pids)
+
+
+def started(work: Path, stem: str) -> bool:
+    """True once a scene of `stem` wrote its marker (`open('started', 'w')`) in its job directory.
+
+    Job directories are `work/job-<pid>-<stem>-*/<child dir>`; the glyph seed's ("texseed")
+    is one too, which is why a test waits for its own scene's marker, not for any directory.
+    """
+    return any(work.glob(f"job-*-{stem}-*/*/started"))
 
 
 def gone(pid: int) -> bool:
@@ -101,7 +136,7 @@ class DaemonProc:
         )
         log.close()
         if wait:
-            wait_for(lambda: "watching" in self.log() or self.proc.poll() is not None, 30, "the daemon to start")
+            wait_for(lambda: "watching" in self.log() or self.proc.poll() is not None, 60, "the daemon to start")
             assert self.proc.poll() is None, self.log()
         return self
 

@@ -18,7 +18,7 @@ import pytest
 from watcher.verify import verify_mp4
 
 from .conftest import job_processes
-from .daemon_helpers import DaemonProc, gone, scene, wait_for, warm_workers
+from .daemon_helpers import DaemonProc, all_warmed_up, gone, scene, started, wait_for, warm_workers
 
 
 def _sources(folder: Path) -> list[str]:
@@ -51,7 +51,8 @@ def test_every_way_of_dropping_a_file_is_noticed_once(tmp_path: Path):
 
         writer = threading.Thread(target=slow_writer)
         writer.start()
-        writer.join()
+        writer.join(60)
+        assert not writer.is_alive()
         wait_for(lambda: d.settled(5), 90, "5 results")
         time.sleep(1)  # anything rendered twice would show up now
         assert _sources(d.done) == ["copied.py", "in_place.py", "moved.py", "renamed.py", "slow.py"], d.log()
@@ -97,14 +98,31 @@ def test_the_same_name_twice_keeps_both(tmp_path: Path):
         assert (d.done / other.replace(".py", ".mp4")).exists()
 
 
+SLEEPY = scene(body="import time; open('started', 'w').close(); time.sleep(120)")
+
+
+def _render_running(d: DaemonProc) -> None:
+    """Wait until sleepy.py's scene runs and both warm workers (workers.count: 2) imported Manim.
+
+    "rendering" is logged before the render waits for a warm worker, and a render still
+    waiting for Manim's import sees no cancel (the shutdown then wakes it by shutting the
+    pool): what these tests are about is stopping a render that runs.
+    """
+    work = d.root / "work"
+    wait_for(lambda: started(work, "sleepy"), 120, "the scene to run")
+    wait_for(lambda: all_warmed_up(d.proc.pid, 2), 120, "the warm workers to import Manim")
+
+
 def test_sigterm_during_a_render_puts_the_source_back(tmp_path: Path):
-    d = DaemonProc(tmp_path / "w", {"daemon": {"shutdown_grace": 1}, "validation": {"enabled": False}})
+    config = {"daemon": {"shutdown_grace": 1}, "validation": {"enabled": False}, "render": {"timeout": 300}}
+    d = DaemonProc(tmp_path / "w", config)
     with d:
-        d.drop("sleepy.py", scene(body="import time; time.sleep(60)"))
-        wait_for(lambda: "sleepy.py: rendering" in d.log(), 30, "the render to start")
-        started = time.monotonic()
-        assert d.stop() == 0
-        assert time.monotonic() - started < 10
+        d.drop("sleepy.py", SLEEPY)
+        _render_running(d)
+        sent = time.monotonic()
+        assert d.stop(timeout=90) == 0
+        # The scene sleeps 120 s more (its timeout is 300 s): cancelled, not waited for.
+        assert time.monotonic() - sent < 60, d.log()
     assert _sources(d.inbox) == ["sleepy.py"], d.log()
     assert not _sources(d.done) and not _sources(d.failed)
     assert job_processes(tmp_path / "w" / "work") == []
@@ -112,17 +130,26 @@ def test_sigterm_during_a_render_puts_the_source_back(tmp_path: Path):
 
 
 def test_second_sigterm_forces(tmp_path: Path):
-    d = DaemonProc(tmp_path / "w", {"daemon": {"shutdown_grace": 120}, "validation": {"enabled": False}})
+    config = {"daemon": {"shutdown_grace": 300}, "validation": {"enabled": False}, "render": {"timeout": 300}}
+    d = DaemonProc(tmp_path / "w", config)
     with d:
-        d.drop("sleepy.py", scene(body="import time; time.sleep(60)"))
-        wait_for(lambda: "sleepy.py: rendering" in d.log(), 30, "the render to start")
+        d.drop("sleepy.py", SLEEPY)
+        _render_running(d)
         d.signal(signal.SIGTERM)
-        time.sleep(0.5)
-        started = time.monotonic()
+        # Two SIGTERMs pending at once are one: the second is sent once the first was handled.
+        wait_for(lambda: "stopping: no new files" in d.log(), 60, "the first SIGTERM to be handled")
+        assert d.proc.poll() is None, d.log()  # waiting for the render (shutdown_grace: 300 s)
+        sent = time.monotonic()
         d.signal(signal.SIGTERM)
-        assert d.proc.wait(15) == 0
-        assert time.monotonic() - started < 10
-    assert _sources(d.inbox) == ["sleepy.py"]
+        try:
+            assert d.proc.wait(90) == 0, d.log()
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the second SIGTERM did not stop the daemon within 90 s:\n{d.log()}")
+        # Neither the grace (300 s) nor the render (120 s more) was waited for.
+        assert time.monotonic() - sent < 60, d.log()
+    assert _sources(d.inbox) == ["sleepy.py"], d.log()
+    assert not _sources(d.done) and not _sources(d.failed)
+    assert "put back" in d.log()
 
 
 def test_sigkill_during_a_render_then_restart_files_it_once(tmp_path: Path):
@@ -132,7 +159,7 @@ def test_sigkill_during_a_render_then_restart_files_it_once(tmp_path: Path):
         wait_for(lambda: "victim.py: rendering" in d.log(), 30, "the render to start")
         d.kill()
     # The orphaned render child dies with its parent (PR_SET_PDEATHSIG).
-    wait_for(lambda: job_processes(tmp_path / "w" / "work") == [], 10, "the orphaned render to die")
+    wait_for(lambda: job_processes(tmp_path / "w" / "work") == [], 30, "the orphaned render to die")
     with d:
         wait_for(lambda: d.settled(1), 60, "the recovered job")
         assert _sources(d.done) == ["victim.py"], d.log()
@@ -145,15 +172,16 @@ def test_sighup_reloads_a_good_config_and_refuses_a_bad_one(tmp_path: Path):
         d.config["render"]["timeout"] = 1.5
         d.write_config()
         d.signal(signal.SIGHUP)
-        wait_for(lambda: "config reloaded" in d.log(), 10, "the reload")
+        wait_for(lambda: "config reloaded" in d.log(), 30, "the reload")
         d.drop("slow.py", scene(body="import time; time.sleep(30)"))
-        wait_for(lambda: d.settled(1), 30, "the timeout under the new config")
+        # The render may first wait for a warm worker to import Manim (not part of its timeout).
+        wait_for(lambda: d.settled(1), 120, "the timeout under the new config")
         record = json.loads((d.failed / "slow.error.json").read_text())
         assert record["phase"] == "timeout" and record["settings"]["timeout"] == 1.5
 
         d.write_config("render: {timeout: [\n")
         d.signal(signal.SIGHUP)
-        wait_for(lambda: "reload refused" in d.log(), 10, "the refusal")
+        wait_for(lambda: "reload refused" in d.log(), 30, "the refusal")
         assert "invalid YAML" in d.log()
         d.drop("fine.py", scene())
         wait_for(lambda: (d.done / "fine.mp4").exists(), 60, "a render after the refused reload")
@@ -163,25 +191,42 @@ def test_sighup_reloads_a_good_config_and_refuses_a_bad_one(tmp_path: Path):
 def test_sd_notify_messages(tmp_path: Path):
     sock_path = tmp_path / "notify.sock"
     d = DaemonProc(tmp_path / "w", env={"NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "2000000"})
+    messages: list[str] = []
+    done = threading.Event()
+
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(str(sock_path))
-        sock.settimeout(30)
-        messages: list[str] = []
+        sock.settimeout(0.2)
 
-        def receive_until(wanted: str) -> None:
-            while not any(wanted in m for m in messages):
-                messages.append(sock.recv(4096).decode())
+        def drain() -> None:
+            # Read every datagram as it comes, from the start: the daemon never blocks on a
+            # full queue (net.unix.max_dgram_qlen, often 10), it drops, so a message left
+            # unread while the test waits for something else could be lost.
+            while not done.is_set():
+                try:
+                    messages.append(sock.recv(4096).decode())
+                except TimeoutError:
+                    continue
 
-        with d:
-            for wanted in ("READY=1", "STATUS=", "WATCHDOG=1"):
-                receive_until(wanted)
-            # What this test is about is the message; read it as it comes (the daemon never
-            # blocks on a full socket queue: it drops). How fast the daemon then exits is
-            # test_sigterm_does_not_wait_for_warm_workers_still_importing_manim's concern.
-            d.signal(signal.SIGTERM)
-            receive_until("STOPPING=1")
-            assert d.proc.wait(30) == 0, d.log()
-    assert messages.index(next(m for m in messages if "READY=1" in m)) < len(messages) - 1
+        def received(wanted: str) -> bool:
+            return any(wanted in m for m in list(messages))
+
+        reader = threading.Thread(target=drain, daemon=True)
+        reader.start()
+        try:
+            with d:
+                for wanted in ("READY=1", "STATUS=", "WATCHDOG=1"):
+                    wait_for(lambda w=wanted: received(w), 60, wanted)
+                # What this test is about is the message. How fast the daemon then exits is
+                # test_sigterm_does_not_wait_for_warm_workers_still_importing_manim's concern.
+                d.signal(signal.SIGTERM)
+                wait_for(lambda: received("STOPPING=1"), 60, "STOPPING=1")
+                assert d.proc.wait(90) == 0, d.log()
+        finally:
+            done.set()
+            reader.join(10)
+    seen = list(messages)
+    assert seen.index(next(m for m in seen if "READY=1" in m)) < len(seen) - 1
 
 
 def test_sigterm_does_not_wait_for_warm_workers_still_importing_manim(tmp_path: Path):
@@ -198,12 +243,14 @@ def test_sigterm_does_not_wait_for_warm_workers_still_importing_manim(tmp_path: 
                 stopped.add(pid)
         return len(stopped) >= 2  # workers.count: 2, started at once
 
-    wait_for(stop_warm_workers, 30, "the warm workers to start")
-    wait_for(lambda: "watching" in d.log(), 30, "the daemon to start")
-    started = time.monotonic()
-    assert d.stop(timeout=20) == 0
-    assert time.monotonic() - started < 15, d.log()
-    wait_for(lambda: all(gone(pid) for pid in stopped), 10, "the stopped warm workers to be killed")
+    wait_for(stop_warm_workers, 60, "the warm workers to start")
+    wait_for(lambda: "watching" in d.log(), 60, "the daemon to start")
+    sent = time.monotonic()
+    assert d.stop(timeout=110) == 0
+    # Waiting for the stopped workers would take pool.READY_TIMEOUT (120 s); the daemon's own
+    # bounded waits (shutdown_grace 5 s, then twice STOP_WAIT) take far less, even on a busy machine.
+    assert time.monotonic() - sent < 60, d.log()
+    wait_for(lambda: all(gone(pid) for pid in stopped), 30, "the stopped warm workers to be killed")
     assert "stopped (done 0, failed 0)" in d.log()
 
 
@@ -214,7 +261,7 @@ def test_start_up_errors_are_one_clear_line(tmp_path: Path):
             cwd=tmp_path,
             capture_output=True,
             text=True,
-            timeout=30,
+            timeout=120,
         )
 
     (tmp_path / "bad.yaml").write_text("render:\n  timeout: -5\n")
@@ -249,7 +296,7 @@ def test_unwritable_folder_is_refused(tmp_path: Path):
             [sys.executable, "-m", "watcher", "run", "--config", str(w / "config.yaml")],
             capture_output=True,
             text=True,
-            timeout=30,
+            timeout=120,
         )
         assert r.returncode == 1 and "folders.done" in r.stderr and "cannot write" in r.stderr, r.stderr
     finally:
@@ -319,10 +366,10 @@ def test_an_inbox_deleted_and_made_again_is_watched_again(tmp_path: Path):
     d = DaemonProc(tmp_path / "w", {"daemon": {"rescan_interval": 0}})  # no rescan to fall back on
     with d:
         shutil.rmtree(d.inbox)
-        wait_for(lambda: "is gone; waiting for it to come back" in d.log(), 10, "the warning")
+        wait_for(lambda: "is gone; waiting for it to come back" in d.log(), 30, "the warning")
         d.inbox.mkdir()
         d.drop("after.py", "not python\n")
-        wait_for(lambda: not (d.inbox / "after.py").exists(), 10, "the claim")
+        wait_for(lambda: not (d.inbox / "after.py").exists(), 30, "the claim")
         wait_for(lambda: (d.failed / "after.error.json").exists(), 30, "the result")
         assert "watching the inbox" in d.log() and d.log().count("is gone") == 1
         assert d.proc.poll() is None
