@@ -7,7 +7,11 @@ On the same machine, one after the other:
   (b) `manim -ql` over the same scenes with `xargs -P N`;
   (c) `watcher render SCENES --workers N` (the CLI; warm workers);
   (d) the daemon (`watcher run`, N workers) fed the corpus by dropping it into its inbox,
-      timed from the first drop until the last result is filed.
+      timed from the first drop until the last result is filed;
+  (e) a repair-loop pass: (c) again on the corpus with one line changed in every scene,
+      sharing (c)'s LaTeX cache (folders.cache);
+  (f) (c) again on the same files, with the cache (c) and (e) left warm.
+(c), (e) and (f) print their LaTeX cache hit rate.
 N is the number of CPUs unless --workers says otherwise. Then: the per-scene overhead of
 watcher over rendering the same scene in one warm process (`scene.render()` after
 Manim's import and one warm-up scene), with one job at a time so that the two compare;
@@ -27,6 +31,7 @@ on each other's LaTeX files), and watcher gives every job a private folder (isol
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -80,20 +85,39 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     print()
 
     rates = {}
+    latex: dict[str, dict] = {"c": {}, "e": {}, "f": {}}
+    second = repaired(corpus, tmp / "corpus-2")
     for key, label, fn in (
         ("a", "manim -ql, one process per scene, in sequence", lambda: plain_sequential(scenes, tmp / "a")),
         ("b", f"manim -ql, xargs -P {n}", lambda: plain_parallel(scenes, tmp / "b", n)),
-        ("c", f"watcher render --workers {n}", lambda: watcher_cli(corpus, tmp / "c", n)),
+        (
+            "c",
+            f"watcher render --workers {n} (cold cache)",
+            lambda: watcher_cli(corpus, tmp / "c", n, "out", latex["c"]),
+        ),
         ("d", f"daemon, {n} workers, dropped into the inbox", lambda: daemon_corpus(scenes, tmp / "d", n, out)),
+        ("e", "(c) again, one line changed per scene", lambda: watcher_cli(second, tmp / "c", n, "out-e", latex["e"])),
+        ("f", "(c) again, the same files (warm cache)", lambda: watcher_cli(corpus, tmp / "c", n, "out-f", latex["f"])),
     ):
         seconds, ok = fn()
         rates[key] = 60 * len(scenes) / seconds
         out[key] = {"seconds": round(seconds, 2), "ok": ok, "scenes_per_minute": round(rates[key], 1)}
-        print(f"({key}) {label:<48} {seconds:7.1f} s  {rates[key]:6.1f} scenes/min  ({ok}/{len(scenes)} ok)")
-    for name, x, y, target in (("c/a", "c", "a", 3.5), ("c/b", "c", "b", 2.0), ("d/b", "d", "b", 1.8)):
+        hits = ""
+        if latex.get(key):
+            served, typeset = latex[key].get("cache_hits", 0), latex[key].get("typeset", 0)
+            out[key]["latex"] = latex[key]
+            hits = f"  LaTeX cache hits {served}/{served + typeset}"
+        print(f"({key}) {label:<48} {seconds:7.1f} s  {rates[key]:6.1f} scenes/min  ({ok}/{len(scenes)} ok){hits}")
+    for name, x, y, target in (
+        ("c/a", "c", "a", 3.5),
+        ("c/b", "c", "b", 2.0),
+        ("d/b", "d", "b", 1.8),
+        ("e/c", "e", "c", 2.0),
+    ):
         ratio = rates[x] / rates[y]
         out[name] = round(ratio, 2)
         print(f"    {name} = {ratio:.2f}x   (target >= {target}x: {'met' if ratio >= target else 'MISSED'})")
+    cache_hit_cost(tmp / "hit", out)
     print()
 
     overhead(scenes, tmp / "overhead", out)
@@ -151,17 +175,61 @@ def plain_parallel(scenes: list[Path], work: Path, n: int) -> tuple[float, int]:
     return elapsed, len(list((work / "media").glob("*/videos/*/480p15/*.mp4")))  # not partial movies
 
 
-def watcher_cli(corpus: Path, work: Path, n: int) -> tuple[float, int]:
-    work.mkdir()
+def watcher_cli(
+    corpus: Path, work: Path, n: int, out_name: str = "out", latex: dict | None = None
+) -> tuple[float, int]:
+    """`watcher render` in `work` (its cache/ beside work/ there: a later call in the same folder finds it warm)."""
+    work.mkdir(exist_ok=True)
     started = time.perf_counter()
-    subprocess.run(
-        [str(BIN / "watcher"), "render", str(corpus), "--out", str(work / "out"), "--workers", str(n)],
+    run = subprocess.run(
+        [str(BIN / "watcher"), "render", str(corpus), "--out", str(work / out_name), "--workers", str(n), "--json"],
         cwd=work,  # no config.yaml here: the defaults, with work/ in this folder
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
-    return time.perf_counter() - started, len(list((work / "out").glob("*.mp4")))
+    seconds = time.perf_counter() - started
+    if latex is not None:
+        with contextlib.suppress(ValueError):
+            latex.update(json.loads(run.stdout).get("latex") or {})
+    return seconds, len(list((work / out_name).glob("*.mp4")))
+
+
+def repaired(corpus: Path, into: Path) -> Path:
+    """The corpus as a generator's second attempt sends it: every scene with one line changed."""
+    into.mkdir()
+    for scene in corpus.glob("*.py"):
+        lines = scene.read_text().splitlines()
+        at = next((i for i, line in enumerate(lines) if "def construct" in line), len(lines) - 1)
+        lines.insert(at, "    # second attempt: the generator changed this line")
+        (into / scene.name).write_text("\n".join(lines) + "\n")
+    return into
+
+
+def cache_hit_cost(work: Path, out: dict) -> None:
+    """What one LaTeX cache hit costs a render child: its request over the socket, the lookup, the reply."""
+    import socket
+
+    from watcher import texclient
+    from watcher.config import load_config
+    from watcher.texcache import TexCache
+    from watcher.texservice import JobService, Typesetter
+
+    settings = load_config(None, [f"folders.work={work / 'work'}", f"folders.cache={work / 'cache'}"])
+    service = JobService(Typesetter(TexCache(settings.folders.cache_dir, 64), settings), "bench")
+    texclient._sock = socket.socket(fileno=service.child_fd)  # this process plays the child
+    request = {"tex": "\\documentclass{standalone}\\begin{document}$x^2$\\end{document}", "compiler": "latex"}
+    texclient._ask({**request, "format": ".dvi"})  # typeset once
+    times = []
+    for _ in range(200):
+        started = time.perf_counter()
+        texclient._ask({**request, "format": ".dvi"})
+        times.append(time.perf_counter() - started)
+    texclient._sock.close()
+    service.close()
+    ms = 1000 * statistics.median(times)
+    out["cache_hit_ms"] = round(ms, 3)
+    print(f"    a LaTeX cache hit, request to reply: {ms:.2f} ms median of 200 (target < 5 ms)")
 
 
 # -- (d) and the daemon's long run ----------------------------------------------------------

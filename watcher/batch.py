@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,7 @@ class BatchSummary:
     outcomes: list[JobOutcome]
     seconds: float
     interrupted: bool = False
+    latex: dict[str, int] = field(default_factory=dict)  # TeX documents served from the cache / typeset
 
     def count(self, status: str) -> int:
         return sum(o.status == status for o in self.outcomes)
@@ -85,6 +86,7 @@ class BatchSummary:
             "skipped": self.count("skipped"),
             "cancelled": self.count("cancelled"),
             "interrupted": self.interrupted,
+            "latex": self.latex,
             "seconds": round(self.seconds, 2),
             "scenes_per_minute": round(self.scenes_per_minute, 1),
             "jobs": [o.to_dict() for o in self.outcomes],
@@ -209,7 +211,11 @@ def _run(
         source = FileSource(path, settings.render.max_source_bytes)
         return process(source, sink, settings, executor=runner, cancel=cancel, force=force)
 
+    typesetter = runner.typesetter(settings) if isinstance(runner, executors.LocalExecutor) else None
+    before = typesetter.counts() if typesetter else {}
     summary = _run_pool(paths, job, count, on_result)
+    if typesetter is not None:
+        summary.latex = {key: value - before[key] for key, value in typesetter.counts().items()}
     # The glyph build is a render too: none outlives the batch.
     if executor is None:
         runner.close(cancel=summary.interrupted, timeout=60.0 if not summary.interrupted else 2.0)

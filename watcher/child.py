@@ -92,6 +92,10 @@ def run(spec: dict[str, Any], job_dir: Path) -> dict[str, Any]:
         import manim
         from manim import tempconfig
 
+        if spec.get("tex_fd") is not None:  # LaTeX through watcher's typesetting service
+            from . import texclient
+
+            texclient.install(spec["tex_fd"])
         phase = "import"
         source = Path(scene_path).read_text(encoding="utf-8-sig")
         module = types.ModuleType("scene")
@@ -246,7 +250,8 @@ def describe(exc: BaseException, phase: str, scene_path: str, filename: str, job
 
 # Where an exception was raised says what failed, whatever its message: a scene may raise
 # any text itself. (file name ending, function) of the innermost frame.
-_TEX_COMPILE = (("manim/utils/tex_file_writing.py", "compile_tex"),)  # latex (or xelatex ...) exited non-zero
+# latex (or xelatex ...) failed: run by Manim itself, or by the typesetting service (texclient)
+_TEX_COMPILE = (("manim/utils/tex_file_writing.py", "compile_tex"), ("watcher/texclient.py", "compile_tex"))
 _THREAD_START = (("/threading.py", "start"),)  # "can't start new thread": RLIMIT_NPROC or memory
 
 

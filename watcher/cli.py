@@ -164,6 +164,40 @@ def status(as_json: bool, config: str | None, overrides: tuple[str, ...]) -> Non
 
 
 @cli.command()
+@click.argument("action", type=click.Choice(["stats", "clear"]), default="stats")
+@click.option("--json", "as_json", is_flag=True, help="print the numbers as JSON")
+@config_options
+def cache(action: str, as_json: bool, config: str | None, overrides: tuple[str, ...]) -> None:
+    """Show the shared LaTeX cache (entries, size, limit), or clear it.
+
+    \b
+    Every job's TeX strings are typeset once by watcher and kept in folders.cache
+    (default: `cache` beside folders.work), shared by the daemon and the CLI.
+    Clearing it is always safe: entries are typeset again when asked for.
+    Example:
+        watcher cache stats --config /srv/watcher/config.yaml
+    """
+    from .texcache import TexCache
+
+    settings = load_settings(config, overrides)
+    store = TexCache(settings.folders.cache_dir, settings.cache.max_mb)
+    if action == "clear":
+        data = {"folder": str(store.folder), "removed": store.clear()}
+    else:
+        entries = store.entries()
+        data = {
+            "folder": str(store.folder),
+            "entries": len(entries),
+            "megabytes": round(sum(size for _, size, _ in entries) / 2**20, 2),
+            "max_mb": settings.cache.max_mb,
+        }
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        click.echo(", ".join(f"{key}: {value}" for key, value in data.items()))
+
+
+@cli.command()
 @click.option("--json", "as_json", is_flag=True, help="print the checks as JSON")
 @config_options
 def doctor(as_json: bool, config: str | None, overrides: tuple[str, ...]) -> None:

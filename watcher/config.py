@@ -102,6 +102,12 @@ class Folders:
     done: Path = Path("done")
     failed: Path = Path("failed")
     work: Path = Path("work")
+    cache: Path = Path("")  # the LaTeX cache (and the Manim API snapshot); empty: `cache` beside work
+
+    @property
+    def cache_dir(self) -> Path:
+        """folders.cache, or `cache` beside folders.work when it is not set."""
+        return self.cache if self.cache.is_absolute() else self.work.parent / "cache"
 
 
 @dataclass(frozen=True)
@@ -186,6 +192,12 @@ class Logging:
 
 
 @dataclass(frozen=True)
+class Cache:
+    latex: bool = True  # typeset through watcher's service, with the shared LaTeX cache in folders.cache
+    max_mb: int = field(default=1024, metadata=_min(1))  # then the least recently used entries go
+
+
+@dataclass(frozen=True)
 class Settings:
     folders: Folders = field(default_factory=Folders)
     render: Render = field(default_factory=Render)
@@ -195,6 +207,7 @@ class Settings:
     sandbox: Sandbox = field(default_factory=Sandbox)
     hooks: Hooks = field(default_factory=Hooks)
     logging: Logging = field(default_factory=Logging)
+    cache: Cache = field(default_factory=Cache)
     # Where the config was read from; relative folders were resolved against its directory.
     path: Path | None = field(default=None, compare=False)
 
@@ -262,7 +275,7 @@ def _resolve(folders: Folders, base: Path) -> Folders:
     resolved = {}
     for f in dataclasses.fields(Folders):
         p = getattr(folders, f.name).expanduser()
-        resolved[f.name] = p if p.is_absolute() else base / p
+        resolved[f.name] = p if p.is_absolute() or p == Path("") else base / p
     return Folders(**resolved)
 
 

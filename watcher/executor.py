@@ -25,6 +25,8 @@ from . import apisnapshot, jobfs, pool, render, texseed
 from .config import Settings
 from .job import JobSpec, RenderResult
 from .supervise import FreshLauncher, Launcher
+from .texcache import TexCache
+from .texservice import Typesetter
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +56,20 @@ class LocalExecutor:
 
     def __init__(self) -> None:
         self.glyphs = texseed.Glyphs()
+        self._typesetters: dict[tuple[Path, int], Typesetter] = {}
+        self._lock = threading.Lock()
+
+    def typesetter(self, settings: Settings) -> Typesetter | None:
+        """The typesetting service's back end for `settings` (one per cache folder), or None (cache.latex off)."""
+        if not settings.cache.latex:
+            return None
+        key = (settings.folders.cache_dir, settings.cache.max_mb)
+        with self._lock:
+            if key not in self._typesetters:
+                self._typesetters[key] = Typesetter(TexCache(*key), settings)
+            typesetter = self._typesetters[key]
+            typesetter.settings = settings  # the work folder and render user of the latest job
+        return typesetter
 
     def start(self, settings: Settings, workers: int) -> None:
         """Warm workers for `workers` jobs, the shared number glyphs and the Manim API snapshot.
@@ -72,7 +88,8 @@ class LocalExecutor:
         job = jobfs.create(spec.settings.folders.work, "job", Path(spec.filename).stem)
         try:
             launcher = functools.partial(_launcher, spec.settings, cancel)
-            yield render.run(spec, job, launcher, self.glyphs.current(), cancel)
+            typesetter = self.typesetter(spec.settings)
+            yield render.run(spec, job, launcher, self.glyphs.current(), cancel, typesetter)
         finally:
             jobfs.discard(job.root)
 

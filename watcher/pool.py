@@ -77,6 +77,7 @@ MAX_MESSAGE = 1 << 16
 # Not `-m watcher.pool`: the package imports this module first, and runpy warns about that.
 ZYGOTE_MAIN = "import sys, watcher.pool; watcher.pool.serve(int(sys.argv[1]), sys.argv[2])"
 PR_SET_DUMPABLE = 4
+CHILD_TEX_FD = 3  # the typesetting service's socket in a forked child (watcher.texservice)
 
 
 class PoolError(WatcherError):
@@ -173,15 +174,18 @@ class Zygote:
             raise PoolError(f"the warm worker did not start: {reply['error']}")
         self.ready = True
 
-    def start(self, job_dir: Path, env: dict[str, str]) -> ForkedChild:
-        """Start the job in `job_dir` (its job.json written): a child of the zygote.
+    tex_fd: int | None = CHILD_TEX_FD  # where the child finds the typesetting socket passed to `start`
+
+    def start(self, job_dir: Path, env: dict[str, str], tex_fd: int | None = None) -> ForkedChild:
+        """Start the job in `job_dir` (its job.json written): a child of the zygote, holding
+        `tex_fd` (the typesetting service's socket) as CHILD_TEX_FD.
 
         Raises WorkerLost, or OSError when the zygote could not fork (like Popen would).
         """
         read, write = os.pipe()
         try:
             try:
-                self._send({"job_dir": str(job_dir), "env": env}, [write])
+                self._send({"job_dir": str(job_dir), "env": env}, [write, *([] if tex_fd is None else [tex_fd])])
             finally:
                 os.close(write)  # the child holds it now; EOF on `read` means every writer is gone
             reply, fds = self._recv_fds(REPLY_TIMEOUT)
@@ -366,19 +370,21 @@ def serve(fd: int, home: str) -> None:
     try:
         sock.send(json.dumps({"pid": os.getpid(), "error": error}).encode())
         while True:
-            data, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, 1, socket.MSG_CMSG_CLOEXEC)
+            data, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, 2, socket.MSG_CMSG_CLOEXEC)
             if not data:
                 return  # the supervisor closed the socket, or died
             job = json.loads(data)
             try:
                 pid = os.fork()
             except OSError as e:
-                os.close(fds[0])
+                for received in fds:
+                    os.close(received)
                 sock.send(json.dumps({"errno": e.errno, "error": str(e)}).encode())
                 continue
             if pid == 0:
-                _become_child(sock, fds[0], job)
-            os.close(fds[0])
+                _become_child(sock, fds[0], job, fds[1] if len(fds) > 1 else None)
+            for received in fds:
+                os.close(received)
             pidfd = os.pidfd_open(pid)
             socket.send_fds(sock, [json.dumps({"pid": pid}).encode()], [pidfd])
             os.close(pidfd)
@@ -409,7 +415,7 @@ def _preload() -> str | None:
     return None
 
 
-def _become_child(sock: socket.socket, out: int, job: dict[str, Any]) -> NoReturn:
+def _become_child(sock: socket.socket, out: int, job: dict[str, Any], tex: int | None) -> NoReturn:
     """Turn the fresh fork into what a `python -I -m watcher.child JOB_DIR` process starts as."""
     from . import child
 
@@ -420,7 +426,9 @@ def _become_child(sock: socket.socket, out: int, job: dict[str, Any]) -> NoRetur
         os.dup2(out, 1)
         os.dup2(out, 2)
         sock.detach()  # its fd is closed below; the object must not close a reused number later
-        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        if tex is not None:
+            os.dup2(tex, CHILD_TEX_FD)
+        os.closerange(CHILD_TEX_FD + (tex is not None), os.sysconf("SC_OPEN_MAX"))
         os.environ.clear()
         os.environ.update(job["env"])
         tempfile.tempdir = None  # recomputed from the job's TMPDIR on first use

@@ -35,6 +35,7 @@ from .config import ENFORCED_SETTINGS, Settings
 from .errors import PHASES, ErrorRecord, cap_text, excerpt
 from .job import JobSpec, RenderResult, complete
 from .supervise import Launcher, supervise
+from .texservice import JobService, Typesetter
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +52,13 @@ def run(
     launcher: Callable[[contextlib.ExitStack], Launcher],
     glyphs: dict[str, bytes],
     cancel: threading.Event | None = None,
+    typesetter: Typesetter | None = None,
 ) -> RenderResult:
     """Run `spec` in a child in `job` and copy its outputs into `job.results` (unverified).
 
     `launcher` gives what starts the child (entered on the stack it is given); `glyphs`
-    are SVGs every job gets in its media/Tex (`watcher.texseed`).
+    are SVGs every job gets in its media/Tex (`watcher.texseed`); with a `typesetter`,
+    the child's LaTeX goes through it (`watcher.texservice`).
     """
     started = time.monotonic()
     source, filename, scenes, settings = spec.source, spec.filename, spec.scenes, spec.settings
@@ -78,8 +81,16 @@ def run(
         try:
             with contextlib.ExitStack() as stack:
                 start = launcher(stack)  # may wait for a warm worker's import: cancel stops the wait
-                _prepare(job.path, source, filename, {**child_spec, "parent_pid": start.pid}, glyphs)
-                proc = start.start(job.path, sandbox.child_environment(job.path))
+                service = None
+                if typesetter is not None:
+                    service = JobService(typesetter, filename)
+                    stack.callback(service.close)  # at the end of the block: the child is reaped by then
+                passed = None if service is None else service.child_fd
+                tex_fd = None if passed is None else start.tex_fd or passed  # its number in the child
+                _prepare(job.path, source, filename, {**child_spec, "parent_pid": start.pid, "tex_fd": tex_fd}, glyphs)
+                proc = start.start(job.path, sandbox.child_environment(job.path), passed)
+                if service is not None:
+                    service.child_started()
                 log.debug("%s: render child %d started (%s)", filename, proc.pid, type(start).__name__)
                 # render.timeout applies to each scene of the file (the child restarts its alarm).
                 deadline = time.monotonic() + settings.render.timeout * len(scenes) + settings.render.grace

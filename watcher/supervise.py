@@ -40,14 +40,15 @@ class Launcher(Protocol):
     """What starts render children: a fresh interpreter per job, or a warm worker's fork."""
 
     pid: int  # the parent the child will have, which its PR_SET_PDEATHSIG is tied to
+    tex_fd: int | None  # the number the child gets the `tex_fd` given to `start` under (None: the same)
 
-    def start(self, job_dir: Path, env: dict[str, str]) -> Child: ...
+    def start(self, job_dir: Path, env: dict[str, str], tex_fd: int | None = None) -> Child: ...
 
 
 class FreshChild:
     """`python -I -m watcher.child JOB_DIR` in a new process of its own."""
 
-    def __init__(self, job_dir: Path, env: dict[str, str]):
+    def __init__(self, job_dir: Path, env: dict[str, str], tex_fd: int | None = None):
         self.proc = subprocess.Popen(
             [sys.executable, "-I", "-m", "watcher.child", str(job_dir)],
             stdin=subprocess.DEVNULL,
@@ -57,6 +58,7 @@ class FreshChild:
             env=env,
             start_new_session=True,
             close_fds=True,
+            pass_fds=() if tex_fd is None else (tex_fd,),
         )
         assert self.proc.stdout is not None
         self.pid = self.proc.pid
@@ -75,11 +77,13 @@ class FreshChild:
 class FreshLauncher:
     """render.warm_workers: false, or no warm worker could be started."""
 
+    tex_fd: int | None = None  # the child keeps the number it is passed under
+
     def __init__(self) -> None:
         self.pid = os.getpid()
 
-    def start(self, job_dir: Path, env: dict[str, str]) -> Child:
-        return FreshChild(job_dir, env)
+    def start(self, job_dir: Path, env: dict[str, str], tex_fd: int | None = None) -> Child:
+        return FreshChild(job_dir, env, tex_fd)
 
 
 def supervise(

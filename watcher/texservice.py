@@ -1,0 +1,300 @@
+"""Typesetting outside the scene: render children ask for SVGs; watcher's own LaTeX makes them.
+
+Scene code is hostile, so nothing a scene's process wrote is ever served to another job.
+A render child's Manim does not run LaTeX itself (`watcher.texclient` replaces its
+`compile_tex`): it sends the whole `.tex` document over a socket the sandbox leaves open
+to a `JobService` thread in the parent, which answers from the cache (`watcher.texcache`)
+or has the `Typesetter` run LaTeX and dvisvgm on exactly that document:
+
+  - in a private directory under folders.work that no scene can name (like a job's);
+  - as the render user when the daemon is root;
+  - with no shell escape, kpathsea's paranoid `openin_any`/`openout_any` (no file outside
+    that directory, no absolute path), a wall-clock limit and a size limit on the SVG.
+
+Two jobs asking for the same document wait for one run (single flight). A job may ask
+`MAX_REQUESTS` times, for documents of at most `MAX_DOCUMENT` bytes. A LaTeX error comes
+back with LaTeX's log, which the child writes where Manim would have, so the record's
+`latex` block is as it was. The job's own timeout covers its waits.
+
+Wire format, both ways: a 4-byte big-endian length, then JSON. Request {"tex", "compiler",
+"format"}; reply {"svg"} or {"error", "log"}.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import pwd
+import socket
+import struct
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from . import jobfs
+from .config import Settings
+from .texcache import TexCache, cache_key, is_svg
+
+log = logging.getLogger(__name__)
+
+MAX_DOCUMENT = 64 * 1024  # bytes of one .tex document a job may send
+MAX_REQUESTS = 5000  # documents per job
+MAX_LOG = 256 * 1024  # bytes of LaTeX's log sent back on an error
+TEX_TIMEOUT = 60.0  # seconds for one latex + dvisvgm run
+COMPILERS = {"latex", "pdflatex", "xelatex", "lualatex", "luatex"}
+FORMATS = {".dvi", ".xdv", ".pdf"}
+_HEADER = struct.Struct(">I")
+
+
+class TexFailure(Exception):
+    """LaTeX could not typeset the document; `log` is its log file."""
+
+    def __init__(self, message: str, log_text: str):
+        super().__init__(message)
+        self.log = log_text
+
+
+class MissingTool(Exception):
+    """LaTeX or dvisvgm is not installed here (the host's fault, not the scene's)."""
+
+    def __init__(self, tool: str):
+        super().__init__(f"{tool} is not installed on this host")
+        self.tool = tool
+
+
+class Typesetter:
+    """Trusted typesetting into one cache, single-flight within this process."""
+
+    def __init__(self, cache: TexCache, settings: Settings):
+        self.cache = cache
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._flights: dict[str, threading.Event] = {}
+        self._hits = 0  # documents served from the cache
+        self._typeset_runs = 0  # documents typeset here
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return {"cache_hits": self._hits, "typeset": self._typeset_runs}
+
+    def svg(self, document: str, compiler: str | list[str], output_format: str) -> bytes:
+        """The SVG of `document` from the cache, or typeset now.
+
+        Raises:
+            TexFailure: LaTeX failed (not cached: the next request tries again).
+            ValueError: a compiler or format Manim does not use.
+        """
+        compilers = [compiler] if isinstance(compiler, str) else list(compiler)
+        if not compilers or not set(compilers) <= COMPILERS or output_format not in FORMATS:
+            raise ValueError(f"unsupported TeX compiler {compiler!r} or format {output_format!r}")
+        key = cache_key(document, compiler, output_format)
+        while True:
+            if (data := self.cache.get(key)) is not None:
+                with self._lock:
+                    self._hits += 1
+                return data
+            with self._lock:
+                flight = self._flights.get(key)
+                mine = flight is None
+                if mine:
+                    flight = self._flights[key] = threading.Event()
+            assert flight is not None
+            if not mine:
+                flight.wait(TEX_TIMEOUT * 2)
+                continue  # the other run filled the cache, or failed: then this one tries
+            try:
+                # Filled between our miss and our flight? (the run before ours just ended)
+                if (data := self.cache.get(key)) is None:
+                    data = self._typeset(document, compilers, output_format)
+                    self.cache.put(key, data)
+                    with self._lock:
+                        self._typeset_runs += 1
+                else:
+                    with self._lock:
+                        self._hits += 1
+                return data
+            finally:
+                with self._lock:
+                    del self._flights[key]
+                flight.set()
+
+    def _typeset(self, document: str, compilers: list[str], output_format: str) -> bytes:
+        root = jobfs.create(self.settings.folders.work, "tex", "typeset")  # an unguessable directory inside
+        try:
+            user = _render_user(self.settings)
+            if user is not None:
+                os.chown(root.path, user.pw_uid, user.pw_gid)
+            name = "document"
+            (root.path / f"{name}.tex").write_text(document, encoding="utf-8")
+            if user is not None:
+                os.chown(root.path / f"{name}.tex", user.pw_uid, user.pw_gid)
+            for compiler in compilers:
+                run = self._run(_compile_command(compiler, output_format, name), root.path, user)
+                if run.returncode != 0:
+                    log_text = _read(root.path / f"{name}.log", MAX_LOG).decode("utf-8", "replace")
+                    raise TexFailure(f"{compiler} error converting to {output_format[1:]}", log_text)
+            # Through stdin and stdout: dvisvgm silently writes nothing when it cannot resolve
+            # its directory's path (a render user below a folder it cannot search).
+            command = ["dvisvgm", "--page=1", "--no-fonts", "--verbosity=0", "--stdout"]
+            if output_format == ".pdf":  # dvisvgm reads a PDF only from a file
+                svg = self._run([*command, "--pdf", f"{name}.pdf"], root.path, user)
+            else:
+                with open(root.path / f"{name}{output_format}", "rb") as dvi:
+                    svg = self._run([*command, "--stdin"], root.path, user, stdin=dvi)
+            data = svg.stdout
+            if not is_svg(data):
+                raise TexFailure("dvisvgm made no SVG of the document", "")
+            return data
+        finally:
+            jobfs.discard(root.root)
+
+    def _run(
+        self, argv: list[str], cwd: Path, user: pwd.struct_passwd | None, stdin: Any = subprocess.DEVNULL
+    ) -> subprocess.CompletedProcess[bytes]:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(cwd),
+            "LANG": "C.UTF-8",
+            "shell_escape": "f",
+            "openin_any": "p",
+            "openout_any": "p",
+            "TEXMFOUTPUT": str(cwd),
+            "TEXMFVAR": str(cwd / ".texmf-var"),
+        }
+        ids: dict[str, Any] = {}
+        if user is not None:
+            ids = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+        try:
+            return subprocess.run(argv, cwd=cwd, env=env, stdin=stdin, capture_output=True, timeout=TEX_TIMEOUT, **ids)
+        except subprocess.TimeoutExpired:
+            raise TexFailure(f"{argv[0]} ran longer than {TEX_TIMEOUT:g} s", "") from None
+        except (FileNotFoundError, PermissionError):  # not on PATH, or not runnable by the render user
+            raise MissingTool(argv[0]) from None
+
+
+def _compile_command(compiler: str, output_format: str, name: str) -> list[str]:
+    """Manim's command (make_tex_compilation_command), with shell escape off on the command line too."""
+    if compiler == "xelatex":
+        flags = ["-no-pdf"] if output_format == ".xdv" else []
+    else:
+        flags = [f"-output-format={output_format[1:]}"]
+    return [compiler, "-no-shell-escape", *flags, "-interaction=batchmode", "-halt-on-error", f"{name}.tex"]
+
+
+def _render_user(settings: Settings) -> pwd.struct_passwd | None:
+    """The user LaTeX runs as: the render user when this process is root."""
+    if os.geteuid() != 0 or settings.sandbox.mode == "off":
+        return None
+    try:
+        entry = pwd.getpwnam(settings.sandbox.user)
+    except KeyError:
+        return None
+    return entry if entry.pw_uid != 0 else None
+
+
+def _read(path: Path, cap: int) -> bytes:
+    """At most `cap` bytes of a regular file, never through a link; b"" when there is none."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return b""
+    with os.fdopen(fd, "rb") as f:
+        return f.read(cap)
+
+
+class JobService:
+    """One job's end of the typesetting service: a socket pair and the thread that answers it."""
+
+    def __init__(self, typesetter: Typesetter, name: str):
+        self.typesetter = typesetter
+        self.name = name
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock = ours
+        self.child_fd = theirs.detach()  # inherited by the child; closed here once it started
+        self.requests = 0
+        self.hits_before = typesetter.cache.hits
+        self._thread = threading.Thread(target=self._serve, name=f"tex-{name[:20]}", daemon=True)
+        self._thread.start()
+
+    def child_started(self) -> None:
+        """The child holds its end now: drop ours, so that its exit ends the service."""
+        with contextlib.suppress(OSError):
+            os.close(self.child_fd)
+        self.child_fd = -1
+
+    def close(self) -> None:
+        """End the service (the job is over). A typesetting run under way finishes in the
+        background and still fills the cache: the job does not wait for it."""
+        self.child_started()
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._thread.join(0.5)
+
+    def _serve(self) -> None:
+        try:
+            while (request := _receive(self._sock, MAX_DOCUMENT + 1024)) is not None:
+                self.requests += 1
+                _send(self._sock, self._answer(request))
+        except (OSError, ValueError) as e:
+            log.debug("%s: typesetting service ended: %s", self.name, e)
+        finally:
+            self._sock.close()  # here, not in close(): no other thread ever uses a closed number
+
+    def _answer(self, request: Any) -> dict[str, Any]:
+        if self.requests > MAX_REQUESTS:
+            return {"error": f"more than {MAX_REQUESTS} LaTeX documents in one job", "log": ""}
+        if not isinstance(request, dict) or not isinstance(tex := request.get("tex"), str):
+            return {"error": "not a typesetting request", "log": ""}
+        if len(tex.encode()) > MAX_DOCUMENT:
+            return {"error": f"a LaTeX document of over {MAX_DOCUMENT} bytes", "log": ""}
+        started = time.monotonic()
+        try:
+            data = self.typesetter.svg(tex, request.get("compiler", "latex"), str(request.get("format", ".dvi")))
+        except TexFailure as e:
+            return {"error": str(e), "log": e.log}
+        except MissingTool as e:
+            return {"error": str(e), "missing": e.tool}
+        except ValueError as e:
+            return {"error": str(e), "log": ""}
+        except Exception as e:  # the service must answer, whatever happened here
+            log.exception("%s: typesetting failed", self.name)
+            return {"error": f"watcher could not typeset the document ({type(e).__name__}: {e})", "log": ""}
+        log.debug("%s: typeset a document in %.3f s", self.name, time.monotonic() - started)
+        return {"svg": data.decode("utf-8", "replace")}
+
+
+def _send(sock: socket.socket, message: dict[str, Any]) -> None:
+    data = json.dumps(message).encode()
+    sock.sendall(_HEADER.pack(len(data)) + data)
+
+
+def _receive(sock: socket.socket, cap: int) -> Any:
+    """One message, or None at the end of the stream.
+
+    Raises:
+        ValueError: a message over `cap` bytes, or not JSON (the service ends for that job).
+    """
+    header = _exactly(sock, _HEADER.size)
+    if header is None:
+        return None
+    (size,) = _HEADER.unpack(header)
+    if size > cap:
+        raise ValueError(f"a message of {size} bytes")
+    body = _exactly(sock, size)
+    if body is None:
+        return None
+    return json.loads(body)
+
+
+def _exactly(sock: socket.socket, size: int) -> bytes | None:
+    chunks = bytearray()
+    while len(chunks) < size:
+        data = sock.recv(size - len(chunks))
+        if not data:
+            return None
+        chunks += data
+    return bytes(chunks)
