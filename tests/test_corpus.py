@@ -34,6 +34,7 @@ STILLS = {
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 27 real renders: 95 s on 2 idle cores, near 300 s (the suite's default) under load
 def test_the_manim_docs_gallery_renders_as_manim_renders_it(tmp_path: Path):
     if not GALLERY.is_dir():
         pytest.skip(f"the gallery corpus is not here ({GALLERY}); set WATCHER_CORPUS to the folder that holds it")

@@ -111,6 +111,8 @@ def _launcher(settings: Settings, cancel: threading.Event | None, stack: context
         except pool.Cancelled:
             raise
         except pool.PoolError as e:
+            if cancel is not None and cancel.is_set():  # the pool was shut under a job being cancelled
+                raise pool.Cancelled(str(e)) from None
             log.warning("%s; rendering in a fresh process instead", e)
     return FreshLauncher()
 
