@@ -62,7 +62,7 @@ class SpoolSink:
             except WatcherError as e:  # a video the scene swapped for a link after verification
                 result.ok = False
                 result.record = ErrorRecord(claimed.name, "render", "InvalidVideo", str(e))
-                items = [(suffix, data) for suffix, data in items if suffix == META_SUFFIX]
+                items = []  # the meta.json made for the success would say it rendered
         assert result.record is not None
         kept = [(data, suffix) for suffix, data in items if suffix != ERROR_SUFFIX]
         return self.layout.publish_failed(claimed, result.record, kept), ""
