@@ -275,7 +275,9 @@ def _resolve(folders: Folders, base: Path) -> Folders:
     resolved = {}
     for f in dataclasses.fields(Folders):
         p = getattr(folders, f.name).expanduser()
-        resolved[f.name] = p if p.is_absolute() or p == Path("") else base / p
+        resolved[f.name] = p if p.is_absolute() else base / p
+    if folders.cache == Path(""):  # not set: beside work
+        resolved["cache"] = resolved["work"].parent / "cache"
     return Folders(**resolved)
 
 
