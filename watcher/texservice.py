@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import pwd
+import signal
 import socket
 import struct
 import subprocess
@@ -81,8 +82,11 @@ class Typesetter:
         with self._lock:
             return {"cache_hits": self._hits, "typeset": self._typeset_runs}
 
-    def svg(self, document: str, compiler: str | list[str], output_format: str) -> bytes:
-        """The SVG of `document` from the cache, or typeset now.
+    def svg(
+        self, document: str, compiler: str | list[str], output_format: str, cancel: threading.Event | None = None
+    ) -> bytes:
+        """The SVG of `document` from the cache, or typeset now. Setting `cancel` (the asking
+        job ended) kills a LaTeX run of its own and stops a wait for another's.
 
         Raises:
             TexFailure: LaTeX failed (not cached: the next request tries again).
@@ -104,12 +108,15 @@ class Typesetter:
                     flight = self._flights[key] = threading.Event()
             assert flight is not None
             if not mine:
-                flight.wait(TEX_TIMEOUT * 2)
+                deadline = time.monotonic() + TEX_TIMEOUT * 2
+                while not flight.wait(0.1) and time.monotonic() < deadline:
+                    if cancel is not None and cancel.is_set():
+                        raise TexFailure("cancelled: the job ended", "")
                 continue  # the other run filled the cache, or failed: then this one tries
             try:
                 # Filled between our miss and our flight? (the run before ours just ended)
                 if (data := self.cache.get(key)) is None:
-                    data = self._typeset(document, compilers, output_format)
+                    data = self._typeset(document, compilers, output_format, cancel)
                     self.cache.put(key, data)
                     with self._lock:
                         self._typeset_runs += 1
@@ -122,7 +129,9 @@ class Typesetter:
                     del self._flights[key]
                 flight.set()
 
-    def _typeset(self, document: str, compilers: list[str], output_format: str) -> bytes:
+    def _typeset(
+        self, document: str, compilers: list[str], output_format: str, cancel: threading.Event | None
+    ) -> bytes:
         root = jobfs.create(self.settings.folders.work, "tex", "typeset")  # an unguessable directory inside
         try:
             user = _render_user(self.settings)
@@ -133,7 +142,7 @@ class Typesetter:
             if user is not None:
                 os.chown(root.path / f"{name}.tex", user.pw_uid, user.pw_gid)
             for compiler in compilers:
-                run = self._run(_compile_command(compiler, output_format, name), root.path, user)
+                run = self._run(_compile_command(compiler, output_format, name), root.path, user, cancel)
                 if run.returncode != 0:
                     log_text = _read(root.path / f"{name}.log", MAX_LOG).decode("utf-8", "replace")
                     raise TexFailure(f"{compiler} error converting to {output_format[1:]}", log_text)
@@ -141,10 +150,10 @@ class Typesetter:
             # its directory's path (a render user below a folder it cannot search).
             command = ["dvisvgm", "--page=1", "--no-fonts", "--verbosity=0", "--stdout"]
             if output_format == ".pdf":  # dvisvgm reads a PDF only from a file
-                svg = self._run([*command, "--pdf", f"{name}.pdf"], root.path, user)
+                svg = self._run([*command, "--pdf", f"{name}.pdf"], root.path, user, cancel)
             else:
                 with open(root.path / f"{name}{output_format}", "rb") as dvi:
-                    svg = self._run([*command, "--stdin"], root.path, user, stdin=dvi)
+                    svg = self._run([*command, "--stdin"], root.path, user, cancel, stdin=dvi)
             data = svg.stdout
             if not is_svg(data):
                 raise TexFailure("dvisvgm made no SVG of the document", "")
@@ -153,8 +162,14 @@ class Typesetter:
             jobfs.discard(root.root)
 
     def _run(
-        self, argv: list[str], cwd: Path, user: pwd.struct_passwd | None, stdin: Any = subprocess.DEVNULL
+        self,
+        argv: list[str],
+        cwd: Path,
+        user: pwd.struct_passwd | None,
+        cancel: threading.Event | None,
+        stdin: Any = subprocess.DEVNULL,
     ) -> subprocess.CompletedProcess[bytes]:
+        """Run one tool in its own process group; killed (with its group) at TEX_TIMEOUT or on `cancel`."""
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(cwd),
@@ -169,11 +184,33 @@ class Typesetter:
         if user is not None:
             ids = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
         try:
-            return subprocess.run(argv, cwd=cwd, env=env, stdin=stdin, capture_output=True, timeout=TEX_TIMEOUT, **ids)
-        except subprocess.TimeoutExpired:
-            raise TexFailure(f"{argv[0]} ran longer than {TEX_TIMEOUT:g} s", "") from None
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=stdin,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                **ids,
+            )
         except (FileNotFoundError, PermissionError):  # not on PATH, or not runnable by the render user
             raise MissingTool(argv[0]) from None
+        deadline = time.monotonic() + TEX_TIMEOUT
+        while True:
+            try:
+                out, _ = proc.communicate(timeout=0.1)  # retrying loses no output
+                return subprocess.CompletedProcess(argv, proc.returncode, out, b"")
+            except subprocess.TimeoutExpired:
+                cancelled = cancel is not None and cancel.is_set()
+                if not cancelled and time.monotonic() < deadline:
+                    continue
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            if cancelled:
+                raise TexFailure("cancelled: the job ended", "")
+            raise TexFailure(f"{argv[0]} ran longer than {TEX_TIMEOUT:g} s", "")
 
 
 def _compile_command(compiler: str, output_format: str, name: str) -> list[str]:
@@ -216,7 +253,7 @@ class JobService:
         self._sock = ours
         self.child_fd = theirs.detach()  # inherited by the child; closed here once it started
         self.requests = 0
-        self.hits_before = typesetter.cache.hits
+        self._closed = threading.Event()  # the job ended: its LaTeX runs are killed
         self._thread = threading.Thread(target=self._serve, name=f"tex-{name[:20]}", daemon=True)
         self._thread.start()
 
@@ -227,12 +264,12 @@ class JobService:
         self.child_fd = -1
 
     def close(self) -> None:
-        """End the service (the job is over). A typesetting run under way finishes in the
-        background and still fills the cache: the job does not wait for it."""
+        """End the service (the job is over): a LaTeX run it started is killed, with its group."""
         self.child_started()
+        self._closed.set()
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
-        self._thread.join(0.5)
+        self._thread.join(5.0)  # a LaTeX run of this job sees the cancel within 0.1 s
 
     def _serve(self) -> None:
         try:
@@ -253,7 +290,9 @@ class JobService:
             return {"error": f"a LaTeX document of over {MAX_DOCUMENT} bytes", "log": ""}
         started = time.monotonic()
         try:
-            data = self.typesetter.svg(tex, request.get("compiler", "latex"), str(request.get("format", ".dvi")))
+            data = self.typesetter.svg(
+                tex, request.get("compiler", "latex"), str(request.get("format", ".dvi")), self._closed
+            )
         except TexFailure as e:
             return {"error": str(e), "log": e.log}
         except MissingTool as e:
