@@ -12,6 +12,8 @@ system_packages=(
   texlive-latex-base texlive-latex-extra texlive-fonts-recommended dvisvgm
   # for the report test: the HTML report is checked in headless Chromium
   chromium
+  # distributed mode (executor: celery) uses Redis as its broker; the tests start their own
+  redis-server
 )
 missing=()
 for pkg in "${system_packages[@]}"; do
@@ -36,6 +38,6 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 # constraints.txt pins every package, Manim's own dependencies included, to versions
-# seen rendering together.
-.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test]"
+# seen rendering together. The celery extra is for distributed mode and its tests.
+.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[test,celery]"
 echo "setup: ready ($(.venv/bin/python -c 'import manim, sys; print("manim", manim.__version__, "python", sys.version.split()[0])' 2>/dev/null))" >&2

@@ -21,6 +21,8 @@ def test_bundled_config_documents_exactly_the_defaults():
         if section.name == "path":
             continue
         assert f"\n{section.name}:" in text
+        if section.default_factory is dataclasses.MISSING:  # a key of its own, not a section
+            continue
         for f in dataclasses.fields(section.type if isinstance(section.type, type) else section.default_factory()):
             assert f"  {f.name}:" in text, f"{section.name}.{f.name} is not documented in config.yaml"
 

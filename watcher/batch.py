@@ -204,7 +204,7 @@ def _run(
     force: bool,
 ) -> BatchSummary:
     count = workers or settings.worker_count
-    runner = executor or executors.local()
+    runner = executor or executors.for_settings(settings)
     runner.start(settings, count)  # Manim imports while the first jobs are set up
 
     def job(path: Path, cancel: threading.Event) -> JobOutcome:

@@ -8,10 +8,7 @@ logging (`watcher.logs`) and exits; what it shows people is built in `watcher.co
 from __future__ import annotations
 
 import dataclasses
-import getpass
 import json
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -21,10 +18,10 @@ from . import __version__
 from .batchcli import render, rerender
 from .clibase import EXIT_FAILED, EXIT_OK, EXIT_USAGE, config_options, load_settings
 from .clibase import EXIT_INTERRUPTED as EXIT_INTERRUPTED  # the exit statuses are imported from here too
-from .config import Settings
 from .console import printable, status_lines
 from .errors import WatcherError
 from .logs import setup_logging
+from .servicecli import service, worker
 from .validate import check_scene
 
 
@@ -51,6 +48,8 @@ def cli() -> None:
 
 cli.add_command(render)  # the batch commands, defined in watcher.batchcli
 cli.add_command(rerender)
+cli.add_command(service)  # operations: watcher.servicecli
+cli.add_command(worker)
 
 
 # -- run ------------------------------------------------------------------------------
@@ -287,63 +286,3 @@ def explain(record: str, verbose: bool, as_json: bool) -> None:
         click.echo(rec.to_json(), nl=False)
     else:
         Console(highlight=False).print(explained(rec, verbose=verbose), soft_wrap=True)
-
-
-# -- service --------------------------------------------------------------------------
-
-
-@cli.command()
-@click.option(
-    "--config",
-    "-c",
-    type=click.Path(dir_okay=False),
-    default="config.yaml",
-    show_default=True,
-    help="the config file the service runs on",
-)
-@click.option("--user", "-u", default=None, help="the user the daemon runs as (default: you)")
-@click.option("--install", is_flag=True, help="write /etc/systemd/system/watcher.service and reload systemd")
-def service(config: str, user: str | None, install: bool) -> None:
-    """Print (or install) a hardened systemd unit for the daemon on CONFIG.
-
-    \b
-    Example:
-        watcher service --config /srv/watcher/config.yaml --user watcher --install
-        systemctl enable --now watcher
-    """
-    settings = load_settings(config, ())
-    unit = service_unit(settings, Path(config).resolve(), user or getpass.getuser())
-    if not install:
-        click.echo(unit, nl=False)
-        return
-    target = Path("/etc/systemd/system/watcher.service")
-    try:
-        target.write_text(unit, encoding="utf-8")
-    except OSError as e:
-        click.echo(f"watcher: cannot write {target}: {e.strerror} (run as root)", err=True)
-        sys.exit(EXIT_FAILED)
-    click.echo(f"wrote {target}")
-    if shutil.which("systemctl"):
-        subprocess.run(["systemctl", "daemon-reload"], check=False)
-        click.echo("now: systemctl enable --now watcher")
-
-
-def service_unit(settings: Settings, config: Path, user: str) -> str:
-    template = (Path(__file__).parent / "watcher.service").read_text(encoding="utf-8")
-    f = settings.folders
-    # cache/ beside work/: the Manim API snapshot (watcher.apisnapshot)
-    folders = sorted({str(p) for p in (f.inbox, f.processing, f.done, f.failed, f.work, f.work.parent / "cache")})
-    memory = max(1024, settings.render.memory_limit_mb) * settings.worker_count + 512
-    return template.format(
-        config=config,
-        user=user,
-        inbox=f.inbox,
-        readme=Path(__file__).resolve().parent.parent / "README.md",
-        workdir=config.parent,
-        python=sys.executable,
-        stop_timeout=int(settings.daemon.shutdown_grace + settings.render.grace + 30),
-        rw_paths=" ".join(folders),
-        memory_max=f"{memory}M",
-        # Every render may hold sandbox.max_processes tasks; the daemon and its threads need some too.
-        tasks_max=settings.worker_count * (settings.sandbox.max_processes + 10) + 64,
-    )

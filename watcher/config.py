@@ -197,8 +197,33 @@ class Cache:
     max_mb: int = field(default=1024, metadata=_min(1))  # then the least recently used entries go
 
 
+# Where renders run: here, or on Celery workers (`watcher worker`) through a Redis broker.
+EXECUTORS = ("local", "celery")
+SANDBOX_STRENGTH = {"off": 0, "auto": 1, "strict": 2}  # a task may ask a worker for more, never for less
+
+
+@dataclass(frozen=True)
+class Celery:
+    # The Redis broker, also the result store. WATCHER_BROKER_URL, when set, is used instead,
+    # so that a password need not sit in this file.
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    queue: str = "watcher"
+    # How outputs come back: `shared`, written by workers to shared_folder (a folder the front
+    # and every worker see), or `inline`, in the task's result (no shared storage; capped).
+    results: Literal["shared", "inline"] = "shared"
+    shared_folder: Path = Path("")  # empty: `shared` beside folders.work (front and workers on one machine)
+    inline_max_mb: int = field(default=32, metadata=_min(1))
+    max_retries: int = field(default=2, metadata=_min(0))  # runs again of a task whose worker process was lost
+    concurrency: int = field(default=0, metadata=_min(0))  # processes of `watcher worker`; 0: one per CPU
+
+    @property
+    def broker(self) -> str:
+        return os.environ.get("WATCHER_BROKER_URL") or self.broker_url
+
+
 @dataclass(frozen=True)
 class Settings:
+    executor: Literal["local", "celery"] = "local"
     folders: Folders = field(default_factory=Folders)
     render: Render = field(default_factory=Render)
     validation: Validation = field(default_factory=Validation)
@@ -208,6 +233,7 @@ class Settings:
     hooks: Hooks = field(default_factory=Hooks)
     logging: Logging = field(default_factory=Logging)
     cache: Cache = field(default_factory=Cache)
+    celery: Celery = field(default_factory=Celery)
     # Where the config was read from; relative folders were resolved against its directory.
     path: Path | None = field(default=None, compare=False)
 
@@ -260,14 +286,21 @@ def load_config(path: str | os.PathLike[str] | None = None, overrides: list[str]
         raise ConfigError(f"config must be a mapping of sections, got {type(raw).__name__}")
     raw = _apply_overrides(raw, overrides or [])
     settings = _build(Settings, raw, "")
-    return dataclasses.replace(
-        settings, folders=_resolve(settings.folders, base), path=Path(path).resolve() if path else None
-    )
+    return _resolved(settings, base, Path(path).resolve() if path else None)
 
 
 def default_settings(base: Path | None = None) -> Settings:
     """Defaults with folders under `base` (the current directory when None)."""
-    return dataclasses.replace(Settings(), folders=_resolve(Folders(), base or Path.cwd()))
+    return _resolved(Settings(), base or Path.cwd(), None)
+
+
+def _resolved(settings: Settings, base: Path, path: Path | None) -> Settings:
+    folders = _resolve(settings.folders, base)
+    shared = settings.celery.shared_folder.expanduser()
+    if shared == Path(""):
+        shared = folders.work.parent / "shared"
+    celery = dataclasses.replace(settings.celery, shared_folder=shared if shared.is_absolute() else base / shared)
+    return dataclasses.replace(settings, folders=folders, celery=celery, path=path)
 
 
 def _resolve(folders: Folders, base: Path) -> Folders:
@@ -333,6 +366,8 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
         obj = dataclasses.replace(obj, quality=QUALITIES[obj.quality])
     if cls is Sandbox:
         _check_sandbox(obj)
+    if cls is Celery and not obj.broker_url.startswith(("redis://", "rediss://", "redis+socket://")):
+        raise ConfigError(f"celery.broker_url must be a redis:// URL, got {obj.broker_url!r}")
     return obj
 
 

@@ -52,7 +52,7 @@ RETRY_FIRST = 1.0  # seconds before a result that could not be filed is tried ag
 RETRY_MAX = 60.0
 HOOK_WAIT = 10.0  # seconds queued hooks may still run at shutdown
 # Read once at start: a reload that changes them logs their names and keeps the running values.
-RESTART_KEYS = (*(f"folders.{key}" for key in FOLDER_KEYS), "workers.count", "logging.format")
+RESTART_KEYS = (*(f"folders.{key}" for key in FOLDER_KEYS), "workers.count", "logging.format", "executor")
 STOP_WAIT = 2.0  # seconds cancelled renders get to stop and be put back before the pool is shut
 
 
@@ -62,7 +62,7 @@ class Daemon:
     ):
         self.settings = settings
         self.overrides = overrides or []
-        self.executor = executor or executors.local()
+        self.executor = executor or executors.for_settings(settings)
         self.layout = Layout.from_settings(settings)
         self.sink = SpoolSink(self.layout)
         self.queue: JobQueue[Path] = JobQueue(settings.daemon.queue_size)
@@ -212,6 +212,7 @@ class Daemon:
             log.warning("%s change only on restart: kept the running values; the rest applies", ", ".join(kept))
             new = dataclasses.replace(
                 new,
+                executor=self.settings.executor,
                 folders=self.settings.folders,
                 workers=self.settings.workers,
                 logging=dataclasses.replace(new.logging, format=self.settings.logging.format),
@@ -383,8 +384,10 @@ class Daemon:
 
 
 def _key(settings: Settings, dotted: str) -> Any:
-    section, _, name = dotted.partition(".")
-    return getattr(getattr(settings, section), name)
+    value: Any = settings
+    for name in dotted.split("."):
+        value = getattr(value, name)
+    return value
 
 
 def _join(threads: list[threading.Thread], timeout: float) -> list[threading.Thread]:

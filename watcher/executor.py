@@ -23,6 +23,7 @@ from typing import Protocol
 
 from . import apisnapshot, jobfs, pool, render, texseed
 from .config import Settings
+from .errors import ConfigError
 from .job import JobSpec, RenderResult
 from .supervise import FreshLauncher, Launcher
 from .texcache import TexCache
@@ -118,7 +119,27 @@ def _launcher(settings: Settings, cancel: threading.Event | None, stack: context
 
 
 _local: LocalExecutor | None = None
+_remote: Executor | None = None
 _local_lock = threading.Lock()
+
+
+def for_settings(settings: Settings) -> Executor:
+    """The executor `settings` ask for (`executor: local | celery`), one per process.
+
+    Raises:
+        ConfigError: executor: celery without the celery extra installed.
+    """
+    if settings.executor == "local":
+        return local()
+    global _remote
+    try:
+        from .celeryexec import CeleryExecutor
+    except ImportError as e:
+        raise ConfigError(f"executor: celery needs the celery extra (pip install 'watcher[celery]'): {e}") from None
+    with _local_lock:
+        if _remote is None:
+            _remote = CeleryExecutor()
+        return _remote
 
 
 def local() -> LocalExecutor:

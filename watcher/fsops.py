@@ -18,6 +18,7 @@ import contextlib
 import ctypes
 import errno
 import filecmp
+import hashlib
 import logging
 import os
 import secrets
@@ -151,6 +152,28 @@ def copy_file(src: Path, dst: Path) -> None:
         shutil.copyfileobj(fin, fout, 1 << 20)
         fout.flush()
         os.fsync(fout.fileno())
+
+
+def copy_hashed(src: Path, dst: Path, max_bytes: int) -> tuple[int, str]:
+    """Copy a regular file to a new name, fsynced, never following a link; its size and sha256.
+
+    Raises:
+        ValueError: `src` is larger than `max_bytes` (nothing is left at `dst`).
+    """
+    digest, size = hashlib.sha256(), 0
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    with os.fdopen(os.open(src, OPEN_FLAGS), "rb") as fin, os.fdopen(os.open(dst, flags, 0o644), "wb") as fout:
+        while chunk := fin.read(1 << 20):
+            size += len(chunk)
+            if size > max_bytes:
+                fout.close()
+                os.unlink(dst)
+                raise ValueError(f"{src.name} is larger than {max_bytes} bytes")
+            digest.update(chunk)
+            fout.write(chunk)
+        fout.flush()
+        os.fsync(fout.fileno())
+    return size, digest.hexdigest()
 
 
 def write_file(path: Path, data: bytes) -> None:
