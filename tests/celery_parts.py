@@ -137,8 +137,8 @@ class WorkerProc:
         assert self.proc is not None
         return children(self.proc.pid)
 
-    def rendering(self, stem: str) -> int | None:
-        """The pool process rendering the scene `stem` once its render child runs, else None.
+    def rendering(self, stem: str = "*") -> int | None:
+        """The pool process rendering the scene `stem` (any: "*") once its render child runs, else None.
 
         A job directory is `work/job-<pid of the pool process>-<stem>-...` (watcher.jobfs.create);
         the render child is a child of that process's warm worker.

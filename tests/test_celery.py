@@ -30,7 +30,10 @@ from watcher.config import load_config  # noqa: E402
 from watcher.job import JobSpec, content_key  # noqa: E402
 from watcher.payload import TaskRefused, decode_task, encode_task  # noqa: E402
 
-BAD = "from manim import *\n\n\nclass Bad(Scene):\n    def construct(self):\n        self.add(Square())\n        x = 1 / 0\n"
+BAD = (
+    "from manim import *\n\n\nclass Bad(Scene):\n    def construct(self):\n"
+    "        self.add(Square())\n        x = 1 / 0\n"
+)
 LOOP = "from manim import *\n\n\nclass Loop(Scene):\n    def construct(self):\n        while True:\n            pass\n"
 # About 5-30 s of rendering on this machine: long enough to kill its worker process mid-render.
 HEAVY = (
@@ -157,7 +160,12 @@ def test_an_output_that_differs_from_the_result_is_not_filed(tmp_path: Path):
             "duration": 1.0,
             "overridden": {},
             "outputs": [
-                {"suffix": ".mp4", "size": 34, "sha256": hashlib.sha256(b"x").hexdigest(), "name": f"{delivery}/out.mp4"}
+                {
+                    "suffix": ".mp4",
+                    "size": 34,
+                    "sha256": hashlib.sha256(b"x").hexdigest(),
+                    "name": f"{delivery}/out.mp4",
+                }
             ],
             "worker": "w",
         },
@@ -253,9 +261,7 @@ def test_a_duplicate_submission_renders_once(worker: WorkerProc, tmp_path: Path)
     assert worker.log().count(f"task {task_id}: rendering") == 1, worker.log()
 
 
-def test_a_worker_process_killed_mid_render_is_redelivered_and_filed_once(
-    redis_server: RedisServer, tmp_path: Path
-):
+def test_a_worker_process_killed_mid_render_is_redelivered_and_filed_once(redis_server: RedisServer, tmp_path: Path):
     config = write_config(tmp_path / "worker", redis_server, render={"timeout": 240, "grace": 2})
     killed = WorkerProc(config).start()
     try:
@@ -355,3 +361,55 @@ def test_payload_round_trip_keeps_the_source_bytes(tmp_path: Path):
     payload = encode_task(JobSpec(source, "x.py", own, ["A"]))
     assert base64.b64decode(payload["source"]) == source
     assert decode_task(json.loads(json.dumps(payload)), own).source == source
+
+
+@pytest.mark.slow
+def test_fifty_scenes_into_the_inbox_with_a_worker_process_killed(redis_server: RedisServer, tmp_path: Path):
+    """The issue's acceptance run: the daemon in front, a two-process `watcher worker`, 50 scenes
+    dropped at once (5 of them broken), one worker process SIGKILLed mid-render."""
+    from watcher.verify import verify_mp4
+
+    config = write_config(tmp_path / "worker", redis_server)
+    workers = WorkerProc(config, concurrency=2).start()
+    own = yaml_load(config)
+    daemon = DaemonProc(
+        tmp_path / "front",
+        {
+            "celery": {**own["celery"], "shared_folder": str(load_config(config).celery.shared_folder)},
+            "render": own["render"],
+            "workers": {"count": 4},  # jobs in flight at once: more than the worker's processes
+        },
+    )
+    daemon.config["executor"] = "celery"
+    daemon.write_config()
+    names = [f"s{i:02d}.py" for i in range(50)]
+    broken = set(names[::10])
+    try:
+        with daemon:
+            for i, name in enumerate(names):
+                text = scene(0.3).replace("Square()", f"Square(side_length={1 + i / 50:.2f})")
+                daemon.drop(name, BAD.replace("Bad", f"Bad{i}") if name in broken else text)
+            wait_for(lambda: daemon.settled(10), 300, "the first 10 scenes to be filed")
+            wait_for(lambda: workers.rendering() is not None, 60, "a render running on the worker")
+            victim = workers.rendering()
+            assert victim is not None
+            os.kill(victim, signal.SIGKILL)
+            wait_for(lambda: daemon.settled(50), 600, "all 50 scenes to be filed")
+        results = daemon.results()
+        done = {n for n in results["done"] if n.endswith(".py")}
+        failed = {n for n in results["failed"] if n.endswith(".py")}
+        assert done | failed == set(names) and not done & failed
+        assert failed == broken, results["failed"]
+        for name in done:
+            verify_mp4(daemon.done / (name[:-3] + ".mp4"))
+        for name in failed:
+            assert json.loads((daemon.failed / (name[:-3] + ".error.json")).read_text())["type"] == "ZeroDivisionError"
+        assert list(daemon.inbox.iterdir()) == [] and list(daemon.processing.glob("[!.]*")) == []
+        log = workers.log()
+        assert log.count("WorkerLostError") >= 1 and "(run 2)" in log, log
+        print(
+            f"\n50 scenes: {len(done)} done, {len(failed)} failed (the broken ones); worker process {victim} "
+            f"SIGKILLed mid-render, its task ran again: {log.count('(run 2)')}"
+        )
+    finally:
+        workers.stop()
