@@ -10,7 +10,9 @@ On the same machine, one after the other:
       timed from the first drop until the last result is filed;
   (e) a repair-loop pass: (c) again on the corpus with one line changed in every scene,
       sharing (c)'s LaTeX cache (folders.cache);
-  (f) (c) again on the same files, with the cache (c) and (e) left warm.
+  (f) (c) again on the same files, with the cache (c) and (e) left warm;
+  (g) (c) with `executor: celery`: a local redis-server and a warm `watcher worker` with N
+      processes, a cold cache (bench/celery_row.py); skipped without redis-server or celery.
 (c), (e) and (f) print their LaTeX cache hit rate.
 N is the number of CPUs unless --workers says otherwise. Then: the per-scene overhead of
 watcher over rendering the same scene in one warm process (`scene.render()` after
@@ -43,6 +45,8 @@ import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
+
+import celery_row  # bench/celery_row.py, beside this file
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENES = ROOT / "bench" / "scenes"
@@ -98,7 +102,15 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         ("d", f"daemon, {n} workers, dropped into the inbox", lambda: daemon_corpus(scenes, tmp / "d", n, out)),
         ("e", "(c) again, one line changed per scene", lambda: watcher_cli(second, tmp / "c", n, "out-e", latex["e"])),
         ("f", "(c) again, the same files (warm cache)", lambda: watcher_cli(corpus, tmp / "c", n, "out-f", latex["f"])),
+        (
+            "g",
+            f"(c) on Celery: redis + worker -n {n} (cold cache)",
+            lambda: celery_row.celery_cli(corpus, tmp / "g", n),
+        ),
     ):
+        if key == "g" and (why := celery_row.available()):
+            print(f"({key}) skipped: {why}")
+            continue
         seconds, ok = fn()
         rates[key] = 60 * len(scenes) / seconds
         out[key] = {"seconds": round(seconds, 2), "ok": ok, "scenes_per_minute": round(rates[key], 1)}
@@ -113,7 +125,10 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         ("c/b", "c", "b", 2.0),
         ("d/b", "d", "b", 1.8),
         ("e/c", "e", "c", 2.0),
+        ("g/c", "g", "c", 0.9),
     ):
+        if x not in rates:
+            continue
         ratio = rates[x] / rates[y]
         out[name] = round(ratio, 2)
         print(f"    {name} = {ratio:.2f}x   (target >= {target}x: {'met' if ratio >= target else 'MISSED'})")

@@ -41,7 +41,9 @@ from .payload import TASK_NAME, BadResult, decode_result, encode_task
 log = logging.getLogger(__name__)
 
 MARKER = "watcher:task:"
-POLL = (0.05, 1.0)  # seconds between looks at a task's state: the first, and the most (doubling)
+# Seconds between looks at a task's state: the first, and the most (doubling). A worker
+# process waits for the front to take a result and submit the next job, so it stays short.
+POLL = (0.02, 0.2)
 RETRY = (0.5, 10.0)  # seconds between attempts when Redis cannot be reached
 _OUTPUT_NAME = re.compile(r"[0-9a-f]{32}/out(\.[A-Za-z_][A-Za-z0-9_]*)?\.(mp4|png)")  # <delivery>/out<suffix>
 

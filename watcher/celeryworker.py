@@ -13,6 +13,7 @@ Only the prefork pool is used: the solo pool enforces no time limit.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import logging
 import os
 import shutil
@@ -54,7 +55,7 @@ def add_render_task(app: Celery, settings: Settings) -> None:
         return run_task(task_id, payload, settings, self.request.retries)
 
     global _settings
-    _settings = settings
+    _settings = unchecked_api(settings)
     signals.worker_process_init.connect(_start_executor, weak=False, dispatch_uid="watcher-executor")
     signals.worker_process_shutdown.connect(_stop_executor, weak=False, dispatch_uid="watcher-executor-stop")
 
@@ -84,11 +85,19 @@ def _local(settings: Settings) -> executors.LocalExecutor:
     return _executor
 
 
+def unchecked_api(settings: Settings) -> Settings:
+    """`settings` without the Manim API check: the front ran it before submitting. It finds
+    mistakes, not danger (the policy checks, which do, run again here), and its snapshot
+    would be built once more in every pool process."""
+    return dataclasses.replace(settings, validation=dataclasses.replace(settings.validation, api_check="off"))
+
+
 def run_task(task_id: str, payload: Any, own: Settings, retries: int = 0) -> dict[str, Any]:
     """Run one task under the worker's settings `own`; returns the result document."""
     from .pipeline import render_job  # the pipeline imports executors; keep the import graph one-way
 
     worker = socket.gethostname()
+    own = unchecked_api(own)
     try:
         spec = decode_task(payload, own)
     except TaskRefused as e:

@@ -105,7 +105,8 @@ def worker(config: str | None, overrides: tuple[str, ...], concurrency: int | No
     Each process keeps Manim imported and runs every task exactly as local mode does
     (checks, sandbox, limits, verification) under THIS config's limits: a task that asks
     for more is refused. Outputs go to celery.shared_folder (or back inline).
-    SIGTERM finishes the running tasks, then stops (drain); a second one stops at once.
+    SIGTERM finishes the running tasks, then stops (drain); SIGQUIT or a second Ctrl-C stops
+    at once (those tasks run again on another worker).
     Example:
         WATCHER_BROKER_URL=redis://:secret@queue-host:6379/0 watcher worker -c config.yaml -n 4
     """
