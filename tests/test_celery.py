@@ -413,3 +413,41 @@ def test_fifty_scenes_into_the_inbox_with_a_worker_process_killed(redis_server: 
         )
     finally:
         workers.stop()
+
+
+def test_doctor_checks_the_broker_and_the_workers(worker: WorkerProc, tmp_path: Path):
+    from watcher.doctor import check_broker
+
+    settings = front(tmp_path / "front", worker.config)
+    got = {c.name: c for c in check_broker(settings)}
+    assert got["celery broker"].level == "OK" and got["celery workers"].level == "OK", got
+    other_queue = dataclasses.replace(settings, celery=dataclasses.replace(settings.celery, queue="nobody-here"))
+    assert {c.name: c.level for c in check_broker(other_queue)}["celery workers"] == "WARN"
+    wrong = settings.celery.broker_url.rsplit(":", 1)[0] + ":1/0"  # nothing listens on port 1
+    unreachable = dataclasses.replace(settings, celery=dataclasses.replace(settings.celery, broker_url=wrong))
+    (failed,) = check_broker(unreachable)
+    assert failed.level == "FAIL" and "broker" in failed.detail and failed.fix
+    assert check_broker(dataclasses.replace(settings, executor="local")) == []
+
+
+def test_a_worker_told_to_stop_finishes_its_running_task_first(redis_server: RedisServer, tmp_path: Path):
+    """SIGTERM drains a worker: the render under way is completed and filed, then it exits."""
+    config = write_config(tmp_path / "worker", redis_server)
+    draining = WorkerProc(config, concurrency=1).start()
+    try:
+        settings = front(tmp_path / "front", config)
+        sources = files(tmp_path / "in", {"drain.py": scene(6.0).replace("Square()", "Square(color=GREEN)")})
+        done: dict = {}
+        batch = threading.Thread(
+            target=lambda: done.update(s=run_batch(sources, settings, tmp_path / "out", executor=CeleryExecutor()))
+        )
+        batch.start()
+        wait_for(lambda: draining.rendering("drain") is not None, 60, "the render to start on the worker")
+        assert draining.proc is not None
+        draining.proc.terminate()
+        assert draining.proc.wait(120) == 0
+        batch.join(60)
+        assert not batch.is_alive() and done["s"].outcomes[0].status == "rendered"
+        assert draining.log().count("rendering drain.py") == 1
+    finally:
+        draining.stop()

@@ -68,6 +68,7 @@ def run_checks(settings: Settings) -> list[Check]:
         ("isolation", lambda: check_isolation(settings)),
         ("render user", lambda: check_render_user(settings)),
         ("systemd", check_systemd),
+        ("celery broker", lambda: check_broker(settings)),
     ]
     results: list[Check] = []
     for name, check in checks:
@@ -174,6 +175,39 @@ def check_folders(settings: Settings) -> Check:
             "keep all folders on one filesystem",
         )
     return Check("folders", OK, f"present, writable, one filesystem, under {folders.inbox.parent}")
+
+
+def check_broker(settings: Settings) -> list[Check]:
+    """With executor: celery, the broker answers and the shared folder is there."""
+    if settings.executor != "celery":
+        return []
+    try:
+        from .celeryconf import make_app
+
+        app = make_app(settings)
+        app.backend.client.ping()
+        # Workers answering on the queue: a front with none waits (its jobs stay claimed).
+        replies = app.control.inspect(timeout=1.0).active_queues() or {}
+    except ImportError as e:
+        return [Check("celery broker", FAIL, f"executor: celery without the celery extra: {e}", SETUP)]
+    except Exception as e:  # noqa: BLE001 - any failure to reach Redis
+        fix = "start Redis, or fix celery.broker_url / WATCHER_BROKER_URL"
+        return [Check("celery broker", FAIL, f"cannot reach the broker: {type(e).__name__}", fix)]
+    queue = settings.celery.queue
+    serving = sorted(name for name, queues in replies.items() if any(q.get("name") == queue for q in queues))
+    checks = [Check("celery broker", OK, f"answers; queue {queue!r}")]
+    if serving:
+        checks.append(Check("celery workers", OK, f"{len(serving)} on queue {queue!r}: {', '.join(serving)}"))
+    else:
+        checks.append(
+            Check("celery workers", WARN, f"none answering on queue {queue!r}", "start `watcher worker` somewhere")
+        )
+    if settings.celery.results == "shared" and not settings.celery.shared_folder.is_dir():
+        folder = settings.celery.shared_folder
+        checks.append(
+            Check("shared folder", WARN, f"{folder} does not exist", f"mount or create it: mkdir -p {folder}")
+        )
+    return checks
 
 
 def check_inotify() -> Check:
