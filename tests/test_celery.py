@@ -238,10 +238,15 @@ def test_a_task_asking_for_a_weaker_sandbox_is_refused_by_the_worker(worker: Wor
     assert "task " in worker.log() and "refused" in worker.log()
 
 
-def test_a_duplicate_submission_renders_once(worker: WorkerProc, tmp_path: Path):
-    """Two jobs with the same content, at once: one task, one render, both filed."""
-    settings = front(tmp_path / "front", worker.config)
-    text = scene(0.4).replace("Square()", "Square(color=RED)")  # content no other test renders
+def test_a_duplicate_submission_renders_once(
+    redis_server: RedisServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    """Two jobs with the same content at once: one task, one render, both filed. The worker
+    starts only once both are submitted, so that the two surely overlap."""
+    caplog.set_level("INFO", logger="watcher.celeryexec")
+    config = write_config(tmp_path / "worker", redis_server)
+    settings = front(tmp_path / "front", config)
+    text = scene(0.4).replace("Square()", "Square(color=RED)")
     sources = files(tmp_path / "a", {"dup.py": text}) + files(tmp_path / "b", {"dup.py": text})
     executor = CeleryExecutor()
     outcomes = {}
@@ -252,13 +257,19 @@ def test_a_duplicate_submission_renders_once(worker: WorkerProc, tmp_path: Path)
     threads = [threading.Thread(target=run, args=(p,)) for p in sources]
     for t in threads:
         t.start()
-    for t in threads:
-        t.join(120)
+    wait_for(lambda: "attached to task" in caplog.text, 60, "the second job to attach to the first's task")
+    assert redis_server.client().llen(settings.celery.queue) == 1  # one task for two jobs
+    late = WorkerProc(config, concurrency=2).start()
+    try:
+        for t in threads:
+            t.join(120)
+    finally:
+        late.stop()
     assert [o.status for o in outcomes.values()] == ["rendered", "rendered"]
     videos = [(p.parent / "out" / "dup.mp4").read_bytes() for p in sources]
     assert videos[0] == videos[1]
     task_id = content_key(text.encode(), settings)
-    assert worker.log().count(f"task {task_id}: rendering") == 1, worker.log()
+    assert late.log().count(f"task {task_id}: rendering") == 1, late.log()
 
 
 def test_a_worker_process_killed_mid_render_is_redelivered_and_filed_once(redis_server: RedisServer, tmp_path: Path):
