@@ -45,3 +45,39 @@ def test_systemd_accepts_the_unit(tmp_path: Path):
     r = subprocess.run(["systemd-analyze", "verify", str(path)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "watcher.service" not in r.stderr, r.stderr  # no warnings about our own unit
+
+
+def _worker_unit(tmp_path: Path) -> str:
+    (tmp_path / "config.yaml").write_text(
+        "executor: celery\nrender: {timeout: 100, grace: 5}\ncelery: {shared_folder: /srv/shared, concurrency: 3}\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "watcher", "service", "--worker", "--config", str(tmp_path / "config.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    return r.stdout
+
+
+def test_worker_unit_drains_within_its_stop_timeout_and_reaches_the_broker(tmp_path: Path):
+    unit = _worker_unit(tmp_path)
+    lines = dict(line.split("=", 1) for line in unit.splitlines() if "=" in line and not line.startswith("#"))
+    assert lines["ExecStart"].endswith(f"-m watcher worker --config {tmp_path / 'config.yaml'}")
+    assert int(lines["TimeoutStopSec"]) > 100 + 5 + 60  # a drain outlasts Celery's hard limit
+    assert "PrivateNetwork" not in lines  # it talks to Redis; renders get no network from their own sandbox
+    rw = lines["ReadWritePaths"].split()
+    assert "/srv/shared" in rw and str(tmp_path / "work") in rw and str(tmp_path / "inbox") not in rw
+    # A Celery front needs the network too; a local daemon does not.
+    front = _unit(tmp_path)  # rewrites config.yaml: a local daemon
+    assert "PrivateNetwork=yes" in front
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed here")
+def test_systemd_accepts_the_worker_unit(tmp_path: Path):
+    path = tmp_path / "watcher-worker.service"
+    path.write_text(_worker_unit(tmp_path))
+    r = subprocess.run(["systemd-analyze", "verify", str(path)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "watcher-worker.service" not in r.stderr, r.stderr
