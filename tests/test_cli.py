@@ -450,3 +450,22 @@ def test_report_through_the_runner_writes_index_html(project: Path):
     assert result.stdout.strip() == f"wrote {out / 'index.html'}: 0 videos, 1 failures"
     assert "SyntaxError" in (out / "index.html").read_text()
     assert invoke("report", "--config", str(project / "config.yaml")).exit_code == EXIT_USAGE  # no done/ yet
+
+
+def test_local_mode_needs_no_celery_and_celery_mode_says_what_is_missing(tmp_path: Path):
+    """Celery is an optional extra: without it, local renders work and `executor: celery` is a
+    config error that names the install command (the import is blocked here, as if not installed)."""
+    scene = tmp_path / "tiny.py"
+    scene.write_text("from manim import *\n\n\nclass A(Scene):\n    def construct(self):\n        self.add(Dot())\n")
+    blocked = "import sys; sys.modules['celery'] = None; from watcher.cli import main; main()"
+
+    def watcher(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", blocked, *args], capture_output=True, text=True, timeout=300, cwd=tmp_path
+        )
+
+    local = watcher("render", str(scene), "--out", str(tmp_path / "out"))
+    assert local.returncode == 0, local.stderr
+    assert (tmp_path / "out" / "tiny.png").exists()  # a still scene
+    remote = watcher("render", str(scene), "--out", str(tmp_path / "out2"), "--set", "executor=celery")
+    assert remote.returncode == 2 and "celery extra" in remote.stderr and "Traceback" not in remote.stderr

@@ -7,6 +7,7 @@ can use them without importing the command group.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -39,7 +40,20 @@ def load_settings(config: str | None, overrides: tuple[str, ...]) -> Settings:
     if path is None and Path("config.yaml").exists():
         path = "config.yaml"
     try:
-        return load_config(path, list(overrides))
+        settings = load_config(path, list(overrides))
     except WatcherError as e:
         click.echo(f"watcher: config error: {e}", err=True)
         sys.exit(EXIT_USAGE)
+    if settings.executor == "celery" and not _installed("celery"):
+        click.echo(
+            "watcher: config error: executor: celery needs the celery extra: pip install 'watcher[celery]'", err=True
+        )
+        sys.exit(EXIT_USAGE)
+    return settings
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # ValueError: blocked in sys.modules
+        return False
