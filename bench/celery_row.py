@@ -3,7 +3,9 @@
 A redis-server on 127.0.0.1 (a free port, a password, append-only file, as the README sets
 it up) and a `watcher worker` with N prefork processes are started first and are warm (its
 processes have imported Manim) before the clock starts, as a worker fleet is in service;
-the clock covers `watcher render` from its start to its exit, as in row (c). Both are
+the clock covers `watcher render` from its start to its exit, as in row (c). The front keeps
+2N jobs in flight (`--workers 2N`: front threads mostly wait), as the README advises, so that a
+worker process never waits for the front to take a result and submit the next job. Both are
 stopped by PID afterwards.
 """
 

@@ -105,7 +105,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         (
             "g",
             f"(c) on Celery: redis + worker -n {n} (cold cache)",
-            lambda: celery_row.celery_cli(corpus, tmp / "g", n),
+            lambda: celery_row.celery_cli(corpus, tmp / "g", n, 2 * n),
         ),
     ):
         if key == "g" and (why := celery_row.available()):
