@@ -49,6 +49,10 @@ def make_app(settings: Settings) -> Celery:
         broker_transport_options={"visibility_timeout": visibility},
         result_backend_transport_options={"visibility_timeout": visibility},
         result_expires=RESULT_TTL,
+        # A result finished while Redis restarts is stored once it is back (about two minutes of tries).
+        result_backend_always_retry=True,
+        result_backend_max_retries=20,
+        result_backend_max_sleep_between_retries_ms=10000,
         broker_connection_retry_on_startup=True,
         worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_hijack_root_logger=False,
