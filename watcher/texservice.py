@@ -36,9 +36,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import jobfs
+from . import jobfs, texformat
 from .config import Settings
 from .texcache import TexCache, cache_key, is_svg
+from .texformat import Formats, Plan
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,10 @@ _HEADER = struct.Struct(">I")
 class TexFailure(Exception):
     """LaTeX could not typeset the document; `log` is its log file."""
 
-    def __init__(self, message: str, log_text: str):
+    def __init__(self, message: str, log_text: str, stopped: bool = False):
         super().__init__(message)
         self.log = log_text
+        self.stopped = stopped  # killed (timeout or cancel): no other way of typesetting it is tried
 
 
 class MissingTool(Exception):
@@ -70,11 +72,14 @@ class MissingTool(Exception):
 class Typesetter:
     """Trusted typesetting into one cache, single-flight within this process."""
 
-    def __init__(self, cache: TexCache, settings: Settings):
+    def __init__(self, cache: TexCache, settings: Settings, formats: bool = True):
         self.cache = cache
         self.settings = settings
         self._lock = threading.Lock()
         self._flights: dict[str, threading.Event] = {}
+        # Precompiled preambles, in the cache's folder; they take at most half of its size.
+        self.formats = Formats(cache.folder.parent / "fmt", cache.max_bytes // 2) if formats else None
+        self.formatted = 0  # documents typeset with their preamble's format
         self._hits = 0  # documents served from the cache
         self._typeset_runs = 0  # documents typeset here
 
@@ -111,7 +116,7 @@ class Typesetter:
                 deadline = time.monotonic() + TEX_TIMEOUT * 2
                 while not flight.wait(0.1) and time.monotonic() < deadline:
                     if cancel is not None and cancel.is_set():
-                        raise TexFailure("cancelled: the job ended", "")
+                        raise TexFailure("cancelled: the job ended", "", stopped=True)
                 continue  # the other run filled the cache, or failed: then this one tries
             try:
                 # Filled between our miss and our flight? (the run before ours just ended)
@@ -132,22 +137,98 @@ class Typesetter:
     def _typeset(
         self, document: str, compilers: list[str], output_format: str, cancel: threading.Event | None
     ) -> bytes:
+        """The SVG of `document`: with its preamble's format when there is one (`watcher.texformat`)."""
+        formats = self.formats
+        plan = None if formats is None else formats.plan(document, compilers, output_format)
+        if formats is None or plan is None:
+            return self._typeset_once(document, compilers, output_format, cancel)
+        if plan.use is not None:
+            try:
+                data = self._typeset_once(plan.body, compilers, output_format, cancel, plan.use)
+                with self._lock:
+                    self.formatted += 1
+                return data
+            except TexFailure as e:
+                if e.stopped:
+                    raise
+                loaded = bool(e.log)  # LaTeX writes no log when it cannot load the format
+            data = self._typeset_once(document, compilers, output_format, cancel)  # a LaTeX error reads as always
+            if not loaded:
+                formats.failed(plan, "LaTeX could not load it")
+            return data
+        try:
+            data = self._typeset_once(document, compilers, output_format, cancel)
+        except BaseException:
+            formats.abandon(plan)  # not the preamble's fault: a later document builds it
+            raise
+        self._build_format(formats, plan, data, compilers, output_format, cancel)
+        return data
+
+    def _build_format(
+        self,
+        formats: Formats,
+        plan: Plan,
+        reference: bytes,
+        compilers: list[str],
+        output_format: str,
+        cancel: threading.Event | None,
+    ) -> None:
+        """Dump the format of `plan`'s preamble; keep it if it typesets the document to `reference`. Never raises."""
+        temp: Path | None = None
+        root: jobfs.JobDir | None = None
+        try:
+            root = jobfs.create(self.settings.folders.work, "tex", "format")
+            temp = formats.temp_path()
+            user = self._prepare(root.path, texformat.build_document(plan.preamble), None)
+            if self._run(texformat.build_command("document"), root.path, user, cancel).returncode != 0:
+                raise TexFailure("latex -ini could not dump the preamble", "")
+            owners = {os.getuid()} | ({user.pw_uid} if user is not None else set())
+            dir_fd = jobfs.open_dir(root.path)
+            try:
+                jobfs.copy_out(dir_fd, "document.fmt", temp, max_bytes=texformat.MAX_FORMAT_BYTES, owners=owners)
+            finally:
+                os.close(dir_fd)
+            os.chmod(temp, 0o444)  # before any document runs with it: a hard link it cannot write through
+            if not texformat.looks_dumped(temp):
+                raise TexFailure("the build made no format", "")
+            if self._typeset_once(plan.body, compilers, output_format, cancel, temp) != reference:
+                raise TexFailure("its SVG differs from plain LaTeX's", "")
+            formats.built(plan, temp)
+        except Exception as e:  # an optimisation: never the reason a document fails
+            if temp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+            if isinstance(e, TexFailure) and e.stopped and cancel is not None and cancel.is_set():
+                formats.abandon(plan)
+            else:
+                formats.failed(plan, str(e) if isinstance(e, TexFailure) else f"{type(e).__name__}: {e}")
+        finally:
+            if root is not None:
+                jobfs.discard(root.root)
+
+    def _typeset_once(
+        self,
+        document: str,
+        compilers: list[str],
+        output_format: str,
+        cancel: threading.Event | None,
+        fmt: Path | None = None,
+    ) -> bytes:
+        """One run of LaTeX and dvisvgm in a new private directory; with `fmt`, LaTeX loads that format."""
         root = jobfs.create(self.settings.folders.work, "tex", "typeset")  # an unguessable directory inside
         try:
-            user = _render_user(self.settings)
-            if user is not None:
-                os.chown(root.path, user.pw_uid, user.pw_gid)
             name = "document"
-            (root.path / f"{name}.tex").write_text(document, encoding="utf-8")
-            if user is not None:
-                os.chown(root.path / f"{name}.tex", user.pw_uid, user.pw_gid)
+            user = self._prepare(root.path, document, fmt)
             for compiler in compilers:
-                run = self._run(_compile_command(compiler, output_format, name), root.path, user, cancel)
+                command = _compile_command(compiler, output_format, name)
+                if fmt is not None:
+                    command.insert(1, f"-fmt={texformat.NAME}")
+                run = self._run(command, root.path, user, cancel)
                 if run.returncode != 0:
                     log_text = _read(root.path / f"{name}.log", MAX_LOG).decode("utf-8", "replace")
                     raise TexFailure(f"{compiler} error converting to {output_format[1:]}", log_text)
-            # Through stdin and stdout: dvisvgm silently writes nothing when it cannot resolve
-            # its directory's path (a render user below a folder it cannot search).
+            # Through stdin and stdout: dvisvgm silently writes nothing when it cannot resolve its
+            # directory's path (a render user below a folder it cannot search).
             command = ["dvisvgm", "--page=1", "--no-fonts", "--verbosity=0", "--stdout"]
             if output_format == ".pdf":  # dvisvgm reads a PDF only from a file
                 svg = self._run([*command, "--pdf", f"{name}.pdf"], root.path, user, cancel)
@@ -160,6 +241,17 @@ class Typesetter:
             return data
         finally:
             jobfs.discard(root.root)
+
+    def _prepare(self, path: Path, document: str, fmt: Path | None) -> pwd.struct_passwd | None:
+        """Write document.tex (and the format, read-only) into a new run directory, for the user LaTeX runs as."""
+        user = _render_user(self.settings)
+        (path / "document.tex").write_text(document, encoding="utf-8")
+        if fmt is not None:  # LaTeX as root could write through a read-only link: root gets a copy
+            texformat.place(fmt, path / f"{texformat.NAME}.fmt", copy=user is None and os.geteuid() == 0)
+        if user is not None:
+            os.chown(path, user.pw_uid, user.pw_gid)
+            os.chown(path / "document.tex", user.pw_uid, user.pw_gid)
+        return user
 
     def _run(
         self,
@@ -179,6 +271,7 @@ class Typesetter:
             "openout_any": "p",
             "TEXMFOUTPUT": str(cwd),
             "TEXMFVAR": str(cwd / ".texmf-var"),
+            "MKTEXFMT": "0",  # a format that is missing is an error, not a reason to run fmtutil
         }
         ids: dict[str, Any] = {}
         if user is not None:
@@ -209,8 +302,8 @@ class Typesetter:
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
             if cancelled:
-                raise TexFailure("cancelled: the job ended", "")
-            raise TexFailure(f"{argv[0]} ran longer than {TEX_TIMEOUT:g} s", "")
+                raise TexFailure("cancelled: the job ended", "", stopped=True)
+            raise TexFailure(f"{argv[0]} ran longer than {TEX_TIMEOUT:g} s", "", stopped=True)
 
 
 def _compile_command(compiler: str, output_format: str, name: str) -> list[str]:
