@@ -38,7 +38,7 @@ DOCUMENT = (
 def timed(typesetter: Typesetter) -> dict[str, list[float]]:
     """Wrap the typesetter's tool runs: seconds per tool (latex, dvisvgm), appended as they run."""
     steps: dict[str, list[float]] = {"latex": [], "dvisvgm": []}
-    run = typesetter._run
+    run = typesetter.run_tool
 
     def wrapper(argv: list[str], *args: Any, **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
         started = time.perf_counter()
@@ -47,7 +47,7 @@ def timed(typesetter: Typesetter) -> dict[str, list[float]]:
         finally:
             steps.setdefault(argv[0], []).append(time.perf_counter() - started)
 
-    typesetter._run = wrapper  # type: ignore[method-assign]
+    typesetter.run_tool = wrapper  # type: ignore[method-assign]
     return steps
 
 
@@ -60,9 +60,10 @@ def main() -> None:
         settings = load_config(None, [f"folders.work={tmp}/work"])
         plain = Typesetter(TexCache(Path(tmp) / "plain", 1024), settings, formats=False)
         fast = Typesetter(TexCache(Path(tmp) / "fmt", 1024), settings)
-        for warm in ("a", "b"):  # the second document builds the format
+        for warm in ("a", "b"):  # the second document starts building the format
             fast.svg(DOCUMENT % warm, "latex", ".dvi")
             plain.svg(DOCUMENT % warm, "latex", ".dvi")
+        fast.close(timeout=120)  # the build is done
         assert fast.formats is not None and fast.formats.entries(), "no format was built"
         steps = {"plain": timed(plain), "format": timed(fast)}
         totals: dict[str, list[float]] = {"plain": [], "format": []}

@@ -23,7 +23,11 @@ TEMPLATES = {
 }
 # MathTex (align*) and Tex (center) documents, per template.
 DOCUMENTS = {
-    "default": [("\\frac{1}{2} + \\sqrt{x}", "align*"), ("Hello, \\LaTeX{} world", "center"), ("7", "align*")],
+    "default": [
+        ("\\frac{1}{2} + \\sqrt{x}", "align*"),
+        ("Hello, \\LaTeX{} world", "center"),
+        ("\\special{dvisvgm:raw <g id='unique000'>}7\\special{dvisvgm:raw </g>}", "align*"),  # a number glyph
+    ],
     "custom": [("\\R^2 \\to \\mathbb{Z}", "align*"), ("\\textcolor{red}{red} text", "center")],
     "makeatletter": [("\\@firstoftwo{a}{b}", "align*")],
 }
@@ -43,9 +47,10 @@ def _typesetters(tmp_path: Path) -> tuple[Typesetter, Typesetter]:
 
 
 def _build_format(typesetter: Typesetter, preamble: str) -> None:
-    """Two documents of the preamble: the second builds its format."""
+    """Two documents of the preamble: the second starts building its format; wait for the build."""
     for expression in ("a_1", "b_2"):
         typesetter.svg(_document(preamble, expression), "latex", ".dvi")
+    assert typesetter.close(timeout=120)
 
 
 def test_svgs_typeset_with_a_format_are_byte_for_byte_the_plain_ones(tmp_path: Path):

@@ -32,6 +32,7 @@ import hashlib
 import json
 import logging
 import os
+import pwd
 import secrets
 import shutil
 import subprocess
@@ -39,7 +40,10 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
+from . import jobfs
+from .config import Settings
 from .texcache import tool_versions
 
 log = logging.getLogger(__name__)
@@ -51,6 +55,31 @@ MAX_FORMAT_BYTES = 64 << 20
 SEEN = 2  # a preamble gets a format when it comes with its second document to typeset
 _MAX_TRACKED = 4096  # preambles counted before the counts start again
 _GZIP = b"\x1f\x8b"  # web2c writes formats compressed: a file LaTeX's \write made cannot start so
+
+
+class Runner(Protocol):
+    """What a build needs of the Typesetter (`watcher.texservice`): its sandboxed runs."""
+
+    settings: Settings
+
+    def prepare(self, path: Path, document: str, fmt: Path | None) -> pwd.struct_passwd | None: ...
+
+    def run_tool(
+        self, argv: list[str], cwd: Path, user: pwd.struct_passwd | None, cancel: threading.Event | None
+    ) -> subprocess.CompletedProcess[bytes]: ...
+
+    def typeset_once(
+        self,
+        document: str,
+        compilers: list[str],
+        output_format: str,
+        cancel: threading.Event | None,
+        fmt: Path | None = None,
+    ) -> bytes: ...
+
+
+class BuildFailed(Exception):
+    """The format could not be made, or does not typeset like plain LaTeX."""
 
 
 @dataclass(frozen=True)
@@ -120,6 +149,8 @@ class Formats:
         self._building: set[str] = set()
         self._failed: set[str] = set()
         self._used: set[str] = set()  # marked as used (mtime) by this process already
+        self._thread: threading.Thread | None = None  # the build under way (one at a time)
+        self._stop = threading.Event()  # set: kill the build's LaTeX run
 
     def plan(self, document: str, compilers: list[str], output_format: str) -> Plan | None:
         """How to typeset `document`: None for the plain run without a format to build."""
@@ -140,7 +171,8 @@ class Formats:
             if len(self._seen) >= _MAX_TRACKED:
                 self._seen.clear()
             seen = self._seen[key] = self._seen.get(key, 0) + 1
-            build = seen >= SEEN and key not in self._building and self._fits()
+            # One build at a time, in the background: a later document of a preamble skipped now builds it.
+            build = seen >= SEEN and not self._building and self._fits()
             if build:
                 self._building.add(key)
         return Plan(key, preamble, body, None, build) if build else None
@@ -187,6 +219,64 @@ class Formats:
                 return
             self._failed.add(plan.key)
         log.debug("no LaTeX format for preamble %s: %s", plan.key[:12], reason)
+
+    def start_build(self, runner: Runner, plan: Plan, reference: bytes) -> None:
+        """Build the format `plan` asked for in a background thread; `reference` is the plain SVG of
+        its document, which the format must reproduce byte for byte to be kept."""
+        thread = threading.Thread(target=self._build, args=(runner, plan, reference), name="texformat", daemon=True)
+        with self._lock:
+            self._thread = thread
+        thread.start()
+
+    def close(self, cancel: bool = False, timeout: float | None = None) -> bool:
+        """Wait up to `timeout` for the build under way (with `cancel`, its LaTeX run is killed first).
+
+        Returns False if it is still running."""
+        with self._lock:
+            thread = self._thread
+        if thread is None:
+            return True
+        if cancel:
+            self._stop.set()
+        thread.join(timeout)
+        if thread.is_alive():
+            return False
+        self._stop.clear()  # the next build runs
+        return True
+
+    def _build(self, runner: Runner, plan: Plan, reference: bytes) -> None:
+        """Dump the preamble in a private directory, check the format on `plan`'s document, keep it. Never raises."""
+        temp: Path | None = None
+        root: jobfs.JobDir | None = None
+        try:
+            root = jobfs.create(runner.settings.folders.work, "tex", "format")
+            temp = self.temp_path()
+            user = runner.prepare(root.path, build_document(plan.preamble), None)
+            if runner.run_tool(build_command("document"), root.path, user, self._stop).returncode != 0:
+                raise BuildFailed("latex -ini could not dump the preamble")
+            owners = {os.getuid()} | ({user.pw_uid} if user is not None else set())
+            dir_fd = jobfs.open_dir(root.path)
+            try:
+                jobfs.copy_out(dir_fd, "document.fmt", temp, max_bytes=MAX_FORMAT_BYTES, owners=owners)
+            finally:
+                os.close(dir_fd)
+            os.chmod(temp, 0o444)  # before any document runs with it: a hard link it cannot write through
+            if not looks_dumped(temp):
+                raise BuildFailed("the build made no format")
+            if runner.typeset_once(plan.body, ["latex"], ".dvi", self._stop, temp) != reference:
+                raise BuildFailed("its SVG differs from plain LaTeX's")
+            self.built(plan, temp)
+        except Exception as e:  # an optimisation: never the reason a document fails
+            if temp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(temp)
+            if self._stop.is_set():
+                self.abandon(plan)
+            else:
+                self.failed(plan, str(e) if isinstance(e, BuildFailed) else f"{type(e).__name__}: {e}")
+        finally:
+            if root is not None:
+                jobfs.discard(root.root)
 
     def entries(self) -> list[tuple[float, int, Path]]:
         """(last use, size, path) of every format, and of leftovers of builds older than an hour."""

@@ -39,7 +39,7 @@ from typing import Any
 from . import jobfs, texformat
 from .config import Settings
 from .texcache import TexCache, cache_key, is_svg
-from .texformat import Formats, Plan
+from .texformat import Formats
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +141,10 @@ class Typesetter:
         formats = self.formats
         plan = None if formats is None else formats.plan(document, compilers, output_format)
         if formats is None or plan is None:
-            return self._typeset_once(document, compilers, output_format, cancel)
+            return self.typeset_once(document, compilers, output_format, cancel)
         if plan.use is not None:
             try:
-                data = self._typeset_once(plan.body, compilers, output_format, cancel, plan.use)
+                data = self.typeset_once(plan.body, compilers, output_format, cancel, plan.use)
                 with self._lock:
                     self.formatted += 1
                 return data
@@ -152,61 +152,25 @@ class Typesetter:
                 if e.stopped:
                     raise
                 loaded = bool(e.log)  # LaTeX writes no log when it cannot load the format
-            data = self._typeset_once(document, compilers, output_format, cancel)  # a LaTeX error reads as always
+            data = self.typeset_once(document, compilers, output_format, cancel)  # a LaTeX error reads as always
             if not loaded:
                 formats.failed(plan, "LaTeX could not load it")
             return data
         try:
-            data = self._typeset_once(document, compilers, output_format, cancel)
+            data = self.typeset_once(document, compilers, output_format, cancel)
         except BaseException:
             formats.abandon(plan)  # not the preamble's fault: a later document builds it
             raise
-        self._build_format(formats, plan, data, compilers, output_format, cancel)
+        formats.start_build(self, plan, data)  # in the background: no job waits for it
         return data
 
-    def _build_format(
-        self,
-        formats: Formats,
-        plan: Plan,
-        reference: bytes,
-        compilers: list[str],
-        output_format: str,
-        cancel: threading.Event | None,
-    ) -> None:
-        """Dump the format of `plan`'s preamble; keep it if it typesets the document to `reference`. Never raises."""
-        temp: Path | None = None
-        root: jobfs.JobDir | None = None
-        try:
-            root = jobfs.create(self.settings.folders.work, "tex", "format")
-            temp = formats.temp_path()
-            user = self._prepare(root.path, texformat.build_document(plan.preamble), None)
-            if self._run(texformat.build_command("document"), root.path, user, cancel).returncode != 0:
-                raise TexFailure("latex -ini could not dump the preamble", "")
-            owners = {os.getuid()} | ({user.pw_uid} if user is not None else set())
-            dir_fd = jobfs.open_dir(root.path)
-            try:
-                jobfs.copy_out(dir_fd, "document.fmt", temp, max_bytes=texformat.MAX_FORMAT_BYTES, owners=owners)
-            finally:
-                os.close(dir_fd)
-            os.chmod(temp, 0o444)  # before any document runs with it: a hard link it cannot write through
-            if not texformat.looks_dumped(temp):
-                raise TexFailure("the build made no format", "")
-            if self._typeset_once(plan.body, compilers, output_format, cancel, temp) != reference:
-                raise TexFailure("its SVG differs from plain LaTeX's", "")
-            formats.built(plan, temp)
-        except Exception as e:  # an optimisation: never the reason a document fails
-            if temp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(temp)
-            if isinstance(e, TexFailure) and e.stopped and cancel is not None and cancel.is_set():
-                formats.abandon(plan)
-            else:
-                formats.failed(plan, str(e) if isinstance(e, TexFailure) else f"{type(e).__name__}: {e}")
-        finally:
-            if root is not None:
-                jobfs.discard(root.root)
+    def close(self, cancel: bool = False, timeout: float | None = None) -> bool:
+        """Let a format build under way finish (or with `cancel` kill its LaTeX run), waiting up to `timeout`."""
+        return self.formats is None or self.formats.close(cancel, timeout)
 
-    def _typeset_once(
+    # -- what the format builds use too (watcher.texformat) ---------------------------------
+
+    def typeset_once(
         self,
         document: str,
         compilers: list[str],
@@ -218,12 +182,12 @@ class Typesetter:
         root = jobfs.create(self.settings.folders.work, "tex", "typeset")  # an unguessable directory inside
         try:
             name = "document"
-            user = self._prepare(root.path, document, fmt)
+            user = self.prepare(root.path, document, fmt)
             for compiler in compilers:
                 command = _compile_command(compiler, output_format, name)
                 if fmt is not None:
                     command.insert(1, f"-fmt={texformat.NAME}")
-                run = self._run(command, root.path, user, cancel)
+                run = self.run_tool(command, root.path, user, cancel)
                 if run.returncode != 0:
                     log_text = _read(root.path / f"{name}.log", MAX_LOG).decode("utf-8", "replace")
                     raise TexFailure(f"{compiler} error converting to {output_format[1:]}", log_text)
@@ -231,10 +195,10 @@ class Typesetter:
             # directory's path (a render user below a folder it cannot search).
             command = ["dvisvgm", "--page=1", "--no-fonts", "--verbosity=0", "--stdout"]
             if output_format == ".pdf":  # dvisvgm reads a PDF only from a file
-                svg = self._run([*command, "--pdf", f"{name}.pdf"], root.path, user, cancel)
+                svg = self.run_tool([*command, "--pdf", f"{name}.pdf"], root.path, user, cancel)
             else:
                 with open(root.path / f"{name}{output_format}", "rb") as dvi:
-                    svg = self._run([*command, "--stdin"], root.path, user, cancel, stdin=dvi)
+                    svg = self.run_tool([*command, "--stdin"], root.path, user, cancel, stdin=dvi)
             data = svg.stdout
             if not is_svg(data):
                 raise TexFailure("dvisvgm made no SVG of the document", "")
@@ -242,7 +206,7 @@ class Typesetter:
         finally:
             jobfs.discard(root.root)
 
-    def _prepare(self, path: Path, document: str, fmt: Path | None) -> pwd.struct_passwd | None:
+    def prepare(self, path: Path, document: str, fmt: Path | None) -> pwd.struct_passwd | None:
         """Write document.tex (and the format, read-only) into a new run directory, for the user LaTeX runs as."""
         user = _render_user(self.settings)
         (path / "document.tex").write_text(document, encoding="utf-8")
@@ -253,7 +217,7 @@ class Typesetter:
             os.chown(path / "document.tex", user.pw_uid, user.pw_gid)
         return user
 
-    def _run(
+    def run_tool(
         self,
         argv: list[str],
         cwd: Path,
