@@ -79,7 +79,8 @@ class LocalExecutor:
         """
         if settings.render.warm_workers:
             pool.get_pool().prewarm(workers)
-        self.glyphs.start(self.run, settings)
+        # Typeset in this process when the service is on: no job, no warm worker, no waiting on either.
+        self.glyphs.start(self.run, settings, self.typesetter(settings))
         if settings.validation.api_check != "off":
             apisnapshot.get(settings)  # starts making the snapshot in the background if it is missing
 
