@@ -62,6 +62,10 @@ class Runner(Protocol):
 
     settings: Settings
 
+    def background(
+        self, urgent: threading.Event | None = None
+    ) -> contextlib.AbstractContextManager[threading.Event]: ...
+
     def prepare(self, path: Path, document: str, fmt: Path | None) -> pwd.struct_passwd | None: ...
 
     def run_tool(
@@ -151,6 +155,7 @@ class Formats:
         self._used: set[str] = set()  # marked as used (mtime) by this process already
         self._thread: threading.Thread | None = None  # the build under way (one at a time)
         self._stop = threading.Event()  # set: kill the build's LaTeX run
+        self._hurry = threading.Event()  # set: someone waits for the build, which then runs at normal priority
 
     def plan(self, document: str, compilers: list[str], output_format: str) -> Plan | None:
         """How to typeset `document`: None for the plain run without a format to build."""
@@ -223,7 +228,12 @@ class Formats:
     def start_build(self, runner: Runner, plan: Plan, reference: bytes) -> None:
         """Build the format `plan` asked for in a background thread; `reference` is the plain SVG of
         its document, which the format must reproduce byte for byte to be kept."""
-        thread = threading.Thread(target=self._build, args=(runner, plan, reference), name="texformat", daemon=True)
+
+        def build() -> None:
+            with runner.background(self._hurry):  # at a lower CPU priority than the jobs' own typesetting
+                self._build(runner, plan, reference)
+
+        thread = threading.Thread(target=build, name="texformat", daemon=True)
         with self._lock:
             self._thread = thread
         thread.start()
@@ -238,10 +248,13 @@ class Formats:
             return True
         if cancel:
             self._stop.set()
+        else:
+            self._hurry.set()
         thread.join(timeout)
         if thread.is_alive():
             return False
-        self._stop.clear()  # the next build runs
+        self._stop.clear()  # the next build runs, in the background
+        self._hurry.clear()
         return True
 
     def _build(self, runner: Runner, plan: Plan, reference: bytes) -> None:

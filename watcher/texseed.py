@@ -48,7 +48,7 @@ from . import apisnapshot, jobfs, sandbox
 from .apibuild import write_atomic
 from .config import Settings
 from .job import JobSpec, RenderResult
-from .texservice import TexFailure, Typesetter
+from .texservice import TexFailure, Typesetter, lower_priority
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,7 @@ class Glyphs:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._cancel = threading.Event()
+        self._hurry = threading.Event()  # someone waits for the build: its LaTeX runs at normal priority
         self._glyphs: dict[str, bytes] = {}
 
     def start(self, run: Run, settings: Settings, typesetter: Typesetter | None = None) -> None:
@@ -106,6 +107,7 @@ class Glyphs:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait for the build `start` began; False if it is still running after `timeout`."""
+        self._hurry.set()  # no longer work ahead of the jobs: what waits is ours
         if self._thread is not None:
             self._thread.join(timeout)
             return not self._thread.is_alive()
@@ -135,7 +137,7 @@ class Glyphs:
 
     def _warm(self, typesetter: Typesetter, settings: Settings) -> None:
         try:
-            warm(typesetter, documents(settings, self._cancel), self._cancel, self.add)
+            warm(typesetter, documents(settings, self._cancel, self._hurry), self._cancel, self.add, self._hurry)
         except Exception:  # an optimisation: never the reason a render fails
             log.warning("number glyphs could not be typeset; jobs typeset them as they need them", exc_info=True)
 
@@ -145,16 +147,19 @@ def warm(
     docs: list[dict[str, Any]],
     cancel: threading.Event | None = None,
     add: Callable[[dict[str, bytes]], None] | None = None,
+    hurry: threading.Event | None = None,
 ) -> dict[str, bytes]:
-    """Typeset `docs` with `typesetter`, one at a time (each at once given to `add`); returns
-    the glyphs by the name Manim gives their SVG (the tex_hash of the document)."""
+    """Typeset `docs` with `typesetter`, one at a time (each at once given to `add`), in the
+    background (below the jobs' own typesetting) until `hurry` is set; returns the glyphs by the
+    name Manim gives their SVG (the tex_hash of the document)."""
     found: dict[str, bytes] = {}
     started = time.monotonic()
     for doc in docs:
         if cancel is not None and cancel.is_set():
             break
         try:
-            svg = typesetter.svg(doc["tex"], doc["compiler"], doc["format"], cancel)
+            with typesetter.background(hurry):  # a job that wants this digit meanwhile joins, and hurries it
+                svg = typesetter.svg(doc["tex"], doc["compiler"], doc["format"], cancel)
         except TexFailure as e:
             log.debug("a number glyph could not be typeset: %s", e)
             continue
@@ -171,7 +176,9 @@ def tex_name(document: str) -> str:
     return hashlib.sha256(document.encode()).hexdigest()[:16] + ".svg"
 
 
-def documents(settings: Settings, cancel: threading.Event | None = None) -> list[dict[str, Any]]:
+def documents(
+    settings: Settings, cancel: threading.Event | None = None, hurry: threading.Event | None = None
+) -> list[dict[str, Any]]:
     """The TeX documents of the number glyphs, as the installed Manim writes them with its default
     template: from <folders.cache>/glyphs-<version>.json, or recorded by a child process (then stored).
 
@@ -181,7 +188,7 @@ def documents(settings: Settings, cancel: threading.Event | None = None) -> list
     path = settings.folders.cache_dir / f"glyphs-{apisnapshot.manim_version()}.json"
     with contextlib.suppress(OSError, ValueError):
         return _checked(json.loads(path.read_bytes()))
-    docs = _record(cancel)
+    docs = _record(cancel, hurry)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, json.dumps(docs).encode())
@@ -202,9 +209,10 @@ def _checked(data: Any) -> list[dict[str, Any]]:
     return data
 
 
-def _record(cancel: threading.Event | None) -> list[dict[str, Any]]:
+def _record(cancel: threading.Event | None, hurry: threading.Event | None) -> list[dict[str, Any]]:
     """Run `child_main` in a fresh trusted interpreter (no scene code, a scrubbed environment, a
-    timeout, its own temporary folder) and return the documents it recorded."""
+    timeout, its own temporary folder; in the background until `hurry` is set) and return the
+    documents it recorded."""
     home = Path(tempfile.mkdtemp(prefix="watcher-glyphs-"))
     try:
         (home / "tmp").mkdir()
@@ -224,6 +232,9 @@ def _record(cancel: threading.Event | None) -> list[dict[str, Any]]:
                 _, err = proc.communicate(timeout=0.1)
                 break
             except subprocess.TimeoutExpired:
+                if hurry is not None and hurry.is_set():
+                    lower_priority(proc.pid, 0)  # someone waits for it now
+                    hurry = None
                 if (cancel is None or not cancel.is_set()) and time.monotonic() < deadline:
                     continue
             with contextlib.suppress(ProcessLookupError):
@@ -241,6 +252,7 @@ def _record(cancel: threading.Event | None) -> list[dict[str, Any]]:
 def child_main(out: str) -> None:
     """In the recorder process: build the DecimalNumbers of _NUMBERS with Manim's LaTeX step replaced
     by a recorder, and write the documents it was given (in the order asked) to `out`."""
+    lower_priority()  # the warm workers' Manim imports, which the first jobs wait for, go first
     import manim
     from manim.utils import tex_file_writing
 

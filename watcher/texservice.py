@@ -33,6 +33,7 @@ import struct
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ MAX_DOCUMENT = 64 * 1024  # bytes of one .tex document a job may send
 MAX_REQUESTS = 5000  # documents per job
 MAX_LOG = 256 * 1024  # bytes of LaTeX's log sent back on an error
 TEX_TIMEOUT = 60.0  # seconds for one latex + dvisvgm run
+BACKGROUND_NICE = 10  # CPU priority of work ahead of the jobs (warm-up, format builds): the jobs' own go first
 COMPILERS = {"latex", "pdflatex", "xelatex", "lualatex", "luatex"}
 FORMATS = {".dvi", ".xdv", ".pdf"}
 _HEADER = struct.Struct(">I")
@@ -76,10 +78,12 @@ class Typesetter:
         self.cache = cache
         self.settings = settings
         self._lock = threading.Lock()
-        self._flights: dict[str, threading.Event] = {}
+        # Runs under way: set when done, and an event a job sets when it waits for a background run.
+        self._flights: dict[str, tuple[threading.Event, threading.Event | None]] = {}
         # Precompiled preambles, in the cache's folder; they take at most half of its size.
         self.formats = Formats(cache.folder.parent / "fmt", cache.max_bytes // 2) if formats else None
         self.formatted = 0  # documents typeset with their preamble's format
+        self._local = threading.local()  # .urgent: this thread works ahead of the jobs until it is set
         self._hits = 0  # documents served from the cache
         self._typeset_runs = 0  # documents typeset here
 
@@ -106,15 +110,19 @@ class Typesetter:
                 with self._lock:
                     self._hits += 1
                 return data
+            urgent = getattr(self._local, "urgent", None)  # None: a job asks (not work ahead of the jobs)
             with self._lock:
                 flight = self._flights.get(key)
                 mine = flight is None
                 if mine:
-                    flight = self._flights[key] = threading.Event()
+                    flight = self._flights[key] = (threading.Event(), urgent)
             assert flight is not None
+            done, theirs = flight
             if not mine:
+                if urgent is None and theirs is not None:
+                    theirs.set()  # a job waits for that background run now: it runs at normal priority
                 deadline = time.monotonic() + TEX_TIMEOUT * 2
-                while not flight.wait(0.1) and time.monotonic() < deadline:
+                while not done.wait(0.1) and time.monotonic() < deadline:
                     if cancel is not None and cancel.is_set():
                         raise TexFailure("cancelled: the job ended", "", stopped=True)
                 continue  # the other run filled the cache, or failed: then this one tries
@@ -132,7 +140,7 @@ class Typesetter:
             finally:
                 with self._lock:
                     del self._flights[key]
-                flight.set()
+                done.set()
 
     def _typeset(
         self, document: str, compilers: list[str], output_format: str, cancel: threading.Event | None
@@ -167,6 +175,17 @@ class Typesetter:
     def close(self, cancel: bool = False, timeout: float | None = None) -> bool:
         """Let a format build under way finish (or with `cancel` kill its LaTeX run), waiting up to `timeout`."""
         return self.formats is None or self.formats.close(cancel, timeout)
+
+    @contextlib.contextmanager
+    def background(self, urgent: threading.Event | None = None) -> Iterator[threading.Event]:
+        """The LaTeX and dvisvgm runs this thread starts meanwhile run at BACKGROUND_NICE until
+        `urgent` (yielded) is set: by a job that waits for one of them, or by whoever waits for
+        this thread. Then at normal priority."""
+        self._local.urgent = urgent = urgent or threading.Event()
+        try:
+            yield urgent
+        finally:
+            self._local.urgent = None
 
     # -- what the format builds use too (watcher.texformat) ---------------------------------
 
@@ -253,12 +272,19 @@ class Typesetter:
             )
         except (FileNotFoundError, PermissionError):  # not on PATH, or not runnable by the render user
             raise MissingTool(argv[0]) from None
+        urgent = getattr(self._local, "urgent", None)
+        lowered = urgent is not None and not urgent.is_set()
+        if lowered:
+            lower_priority(proc.pid)
         deadline = time.monotonic() + TEX_TIMEOUT
         while True:
             try:
                 out, _ = proc.communicate(timeout=0.1)  # retrying loses no output
                 return subprocess.CompletedProcess(argv, proc.returncode, out, b"")
             except subprocess.TimeoutExpired:
+                if lowered and urgent is not None and urgent.is_set():
+                    lowered = False
+                    lower_priority(proc.pid, 0)  # a job waits for it now (only root may raise it back)
                 cancelled = cancel is not None and cancel.is_set()
                 if not cancelled and time.monotonic() < deadline:
                     continue
@@ -268,6 +294,16 @@ class Typesetter:
             if cancelled:
                 raise TexFailure("cancelled: the job ended", "", stopped=True)
             raise TexFailure(f"{argv[0]} ran longer than {TEX_TIMEOUT:g} s", "", stopped=True)
+
+
+def lower_priority(pid: int = 0, nice: int = BACKGROUND_NICE) -> None:
+    """Best effort: run process `pid` (0: this one) and its children at `nice`. With the scheduler's
+    autogroups (one per session: each LaTeX run, warm worker and helper has its own), a process's
+    nice counts only within its session, so the session's group gets it too."""
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, pid, nice)
+    with contextlib.suppress(OSError), open(f"/proc/{pid or 'self'}/autogroup", "w") as f:
+        f.write(str(nice))
 
 
 def _compile_command(compiler: str, output_format: str, name: str) -> list[str]:
