@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from watcher.cli import cli
 from watcher.config import load_config
 from watcher.texcache import TexCache
 from watcher.texservice import TexFailure, Typesetter
@@ -113,3 +116,16 @@ def test_a_document_cannot_change_the_format_others_load(tmp_path: Path):
     document = _document(DEFAULT, "w")
     assert fast.svg(document, "latex", ".dvi") == plain.svg(document, "latex", ".dvi")
     assert fast.formatted == 1  # the format is still used: the hostile document's failure was its own
+
+
+def test_cache_stats_counts_the_formats_and_clear_removes_them(tmp_path: Path):
+    _, fast = _typesetters(tmp_path)
+    _build_format(fast, DEFAULT)
+    where = ["--set", f"folders.work={tmp_path / 'work'}", "--set", f"folders.cache={tmp_path / 'fmt'}"]
+    stats = CliRunner().invoke(cli, ["cache", "stats", "--json", *where])
+    assert stats.exit_code == 0, stats.output
+    data = json.loads(stats.output)
+    assert data["entries"] == 2 and data["formats"] == 1 and data["formats_mb"] > 1
+    cleared = CliRunner().invoke(cli, ["cache", "clear", "--json", *where])
+    assert json.loads(cleared.output)["formats_removed"] == 1
+    assert fast.formats is not None and not fast.formats.entries()

@@ -9,6 +9,11 @@ the preamble followed by `\dump`, and typesets later documents with that preambl
     <folders.cache>/fmt/<key>.fmt     key = sha256 of the preamble, the TeX and dvisvgm
                                       versions and the stamp of the system's latex.fmt
 
+A build runs in a thread of its own, one at a time, at a low CPU priority (it is work ahead
+of the jobs); documents of that preamble are typeset plain until it is there. At most
+MAX_FORMATS are kept, within the size given (half of cache.max_mb), least recently used
+removed first.
+
 Why the SVG is byte for byte the plain run's: the state dumped is the plain run's state
 when it reaches `\begin{document}`; the body is read under the same job name and file
 name, at the same line numbers (the preamble's lines become empty comment lines); a new

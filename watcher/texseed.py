@@ -186,8 +186,8 @@ def documents(
         RuntimeError: the child failed or was cancelled.
     """
     path = settings.folders.cache_dir / f"glyphs-{apisnapshot.manim_version()}.json"
-    with contextlib.suppress(OSError, ValueError):
-        return _checked(json.loads(path.read_bytes()))
+    with contextlib.suppress(OSError, ValueError), open(path, "rb") as f:
+        return _checked(json.loads(f.read(_MAX_DOCUMENTS * 65536)))
     docs = _record(cancel, hurry)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -179,8 +179,9 @@ class Typesetter:
     @contextlib.contextmanager
     def background(self, urgent: threading.Event | None = None) -> Iterator[threading.Event]:
         """The LaTeX and dvisvgm runs this thread starts meanwhile run at BACKGROUND_NICE until
-        `urgent` (yielded) is set: by a job that waits for one of them, or by whoever waits for
-        this thread. Then at normal priority."""
+        `urgent` (yielded) is set, then at normal priority: by a job that waits for one of these
+        runs (from then on jobs wait for this work: the rest of it goes at normal priority too),
+        or by whoever waits for this thread."""
         self._local.urgent = urgent = urgent or threading.Event()
         try:
             yield urgent
