@@ -32,11 +32,9 @@ import json
 import logging
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -68,7 +66,7 @@ _SVG_NAME = re.compile(r"[0-9a-f]{16,64}\.svg")  # Manim's tex_hash names
 _MAX_SVG_BYTES = 256 * 1024
 _MAX_DOCUMENTS = 64
 CHILD_TIMEOUT = 120.0  # importing Manim on a cold, busy machine can take a while
-_CHILD = "import sys; from watcher.texseed import child_main; child_main(sys.argv[1])"
+_CHILD = "import sys; from watcher.texseed import child_main; child_main(sys.argv[1], int(sys.argv[2]))"
 # The numbers whose DecimalNumbers bring every glyph, the digits first (what jobs ask for first).
 _NUMBERS: list[tuple[float, dict[str, Any]]] = [
     *((float(n), {"num_decimal_places": 0}) for n in range(10)),
@@ -188,7 +186,7 @@ def documents(
     path = settings.folders.cache_dir / f"glyphs-{apisnapshot.manim_version()}.json"
     with contextlib.suppress(OSError, ValueError), open(path, "rb") as f:
         return _checked(json.loads(f.read(_MAX_DOCUMENTS * 65536)))
-    docs = _record(cancel, hurry)
+    docs = _record(settings, cancel, hurry)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, json.dumps(docs).encode())
@@ -209,16 +207,17 @@ def _checked(data: Any) -> list[dict[str, Any]]:
     return data
 
 
-def _record(cancel: threading.Event | None, hurry: threading.Event | None) -> list[dict[str, Any]]:
+def _record(settings: Settings, cancel: threading.Event | None, hurry: threading.Event | None) -> list[dict[str, Any]]:
     """Run `child_main` in a fresh trusted interpreter (no scene code, a scrubbed environment, a
-    timeout, its own temporary folder; in the background until `hurry` is set) and return the
-    documents it recorded."""
-    home = Path(tempfile.mkdtemp(prefix="watcher-glyphs-"))
+    timeout, a folder of its own in folders.work, which the next start removes if this process
+    dies first; in the background until `hurry` is set) and return the documents it recorded."""
+    folder = jobfs.create(settings.folders.work, "glyphs", "recorder")
+    home = folder.path
     try:
         (home / "tmp").mkdir()
         out = home / "documents.json"
         proc = subprocess.Popen(
-            [sys.executable, "-I", "-c", _CHILD, str(out)],
+            [sys.executable, "-I", "-c", _CHILD, str(out), str(os.getpid())],
             cwd=home,
             env=sandbox.child_environment(home),
             stdin=subprocess.DEVNULL,
@@ -246,12 +245,18 @@ def _record(cancel: threading.Event | None, hurry: threading.Event | None) -> li
             raise RuntimeError(f"the recorder failed: {tail[0][:300]}")
         return _checked(json.loads(out.read_bytes()))
     finally:
-        shutil.rmtree(home, ignore_errors=True)
+        jobfs.discard(folder.root)
 
 
-def child_main(out: str) -> None:
+def child_main(out: str, parent: int) -> None:
     """In the recorder process: build the DecimalNumbers of _NUMBERS with Manim's LaTeX step replaced
     by a recorder, and write the documents it was given (in the order asked) to `out`."""
+    from .linux import PR_SET_PDEATHSIG, prctl
+
+    prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # it dies with the thread that started it
+    if os.getppid() != parent:  # that one is gone already
+        return
+    signal.alarm(int(CHILD_TIMEOUT))
     lower_priority()  # the warm workers' Manim imports, which the first jobs wait for, go first
     import manim
     from manim.utils import tex_file_writing
