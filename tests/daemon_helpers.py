@@ -83,8 +83,8 @@ def pool_warmed_up(workers: Any) -> bool:
 def started(work: Path, stem: str) -> bool:
     """True once a scene of `stem` wrote its marker (`open('started', 'w')`) in its job directory.
 
-    Job directories are `work/job-<pid>-<stem>-*/<child dir>`; the glyph seed's ("texseed")
-    is one too, which is why a test waits for its own scene's marker, not for any directory.
+    Job directories are `work/job-<pid>-<stem>-*/<child dir>`; the glyph seed's ("texseed", with
+    cache.latex off) is one too, which is why a test waits for its own scene's marker, not for any directory.
     """
     return any(work.glob(f"job-*-{stem}-*/*/started"))
 

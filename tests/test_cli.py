@@ -153,9 +153,9 @@ def test_sigterm_stops_a_batch_and_files_nothing(project: Path):
     )
     work = project / "work"
     try:
-        # Not any job directory: the glyph seed's ("texseed") appears in work/ too, before ours.
-        # Our scene is running once it wrote its marker; and the warm workers (workers.count: 2,
-        # one of them the glyph seed's) must have imported Manim, for a render still waiting
+        # Not any job directory (with cache.latex off the glyph seed's, "texseed", is one too).
+        # Our scene is running once it wrote its marker; and the warm workers (workers.count: 2)
+        # must have imported Manim, for a render still waiting
         # for that import cannot be cancelled: that wait is no part of what is timed here.
         wait_for(lambda: started(work, "slow") or proc.poll() is not None, 120, "the scene to run")
         wait_for(lambda: all_warmed_up(proc.pid, 2) or proc.poll() is not None, 120, "the warm workers")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from pathlib import Path
@@ -12,7 +13,10 @@ from watcher.config import load_config
 from watcher.executor import LocalExecutor
 from watcher.pipeline import render_job
 from watcher.texcache import TexCache, cache_key
-from watcher.texservice import TexFailure, Typesetter
+from watcher.texservice import BACKGROUND_NICE, TexFailure, Typesetter
+
+from .conftest import job_processes
+from .daemon_helpers import wait_for
 
 TEMPLATE = "\\documentclass[preview]{standalone}\n\\usepackage{amsmath}\n\\begin{document}\n%s\n\\end{document}\n"
 
@@ -128,3 +132,40 @@ def test_a_hostile_scene_changes_nothing_another_job_sees(tmp_path: Path):
     cache = TexCache(settings.folders.cache_dir, 10)
     assert cache.entries() and not any(b"FORGED" in path.read_bytes() for _, _, path in cache.entries())
     assert not Path("/tmp/watcher-pwned").exists()
+
+
+def _nice(pid: int) -> int:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        return int(f.read().rsplit(b")", 1)[1].split()[16])  # field 19: nice
+
+
+def test_background_typesetting_yields_until_a_job_waits_for_it(tmp_path: Path):
+    settings = _settings(tmp_path)
+    typesetter = Typesetter(TexCache(settings.folders.cache_dir, 10), settings)
+    # LaTeX busy for far longer than the test needs; killed by `stop` at the end.
+    slow = TEMPLATE % "\\count255=0 \\loop\\advance\\count255 by 1 \\ifnum\\count255<2000000000 \\repeat x"
+    stop = threading.Event()
+    hurried: list[threading.Event] = []
+
+    def ask(background: bool) -> None:
+        with contextlib.ExitStack() as stack:
+            if background:  # as the glyph warm-up does
+                hurried.append(stack.enter_context(typesetter.background()))
+            with contextlib.suppress(TexFailure):
+                typesetter.svg(slow, "latex", ".dvi", stop)
+
+    ahead = threading.Thread(target=ask, args=(True,))
+    ahead.start()
+    try:
+        wait_for(lambda: job_processes(settings.folders.work), 60, "the background LaTeX run")
+        [latex] = job_processes(settings.folders.work)
+        wait_for(lambda: _nice(latex) == BACKGROUND_NICE, 10, "the run to yield")
+        job = threading.Thread(target=ask, args=(False,))  # a job asks for the same document: it joins
+        job.start()
+        assert hurried[0].wait(30)
+        wait_for(lambda: _nice(latex) == 0, 10, "the run to be raised back")  # (root may raise it)
+    finally:
+        stop.set()
+        ahead.join(30)
+    job.join(30)
+    assert not job_processes(settings.folders.work)

@@ -177,18 +177,22 @@ def cache(action: str, as_json: bool, config: str | None, overrides: tuple[str, 
         watcher cache stats --config /srv/watcher/config.yaml
     """
     from .texcache import TexCache
+    from .texformat import Formats
 
     settings = load_settings(config, overrides)
     store = TexCache(settings.folders.cache_dir, settings.cache.max_mb)
+    formats = Formats(settings.folders.cache_dir / "fmt", store.max_bytes // 2)  # precompiled preambles
     if action == "clear":
-        data = {"folder": str(store.folder), "removed": store.clear()}
+        data = {"folder": str(store.folder), "removed": store.clear(), "formats_removed": formats.clear()}
     else:
-        entries = store.entries()
+        entries, dumps = store.entries(), formats.entries()
         data = {
             "folder": str(store.folder),
             "entries": len(entries),
             "megabytes": round(sum(size for _, size, _ in entries) / 2**20, 2),
             "max_mb": settings.cache.max_mb,
+            "formats": len(dumps),
+            "formats_mb": round(sum(size for _, size, _ in dumps) / 2**20, 2),
         }
     if as_json:
         click.echo(json.dumps(data, indent=2))

@@ -80,7 +80,8 @@ class LocalExecutor:
         """
         if settings.render.warm_workers:
             pool.get_pool().prewarm(workers)
-        self.glyphs.start(self.run, settings)
+        # Typeset in this process when the service is on: no job, no warm worker, no waiting on either.
+        self.glyphs.start(self.run, settings, self.typesetter(settings))
         if settings.validation.api_check != "off":
             apisnapshot.get(settings)  # starts making the snapshot in the background if it is missing
 
@@ -95,14 +96,18 @@ class LocalExecutor:
             jobfs.discard(job.root)
 
     def close(self, *, cancel: bool = False, timeout: float = CLOSE_WAIT) -> bool:
-        """Stop the glyph build (cancelled, or awaited up to `timeout`) and the warm workers.
+        """Stop the glyph build and a LaTeX format build (cancelled, or awaited up to `timeout` each)
+        and the warm workers.
 
         A job still waiting for a warm worker's import is woken (it renders in a fresh
         process or sees its cancel). The executor can start again afterwards.
         """
         stopped = self.glyphs.stop(timeout) if cancel else self.glyphs.wait(timeout)
         pool.shutdown()  # also wakes the glyph build if it waits on a warm worker
-        return stopped or self.glyphs.wait(timeout)
+        with self._lock:
+            typesetters = list(self._typesetters.values())
+        built = all([t.close(cancel, timeout) for t in typesetters])  # a LaTeX format being built (texformat)
+        return (stopped or self.glyphs.wait(timeout)) and built
 
 
 def _launcher(settings: Settings, cancel: threading.Event | None, stack: contextlib.ExitStack) -> Launcher:

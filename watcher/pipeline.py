@@ -8,7 +8,7 @@
       -> file outputs, record and meta.json            a Sink (watcher.sinks)
 
 The daemon, `watcher render`, `watcher rerender`, `execute_animation_code`, the glyph
-seeding and `doctor` all go through `render_job` (the first four steps) and, except the
+seeding (with cache.latex off) and `doctor` all go through `render_job` (the first four steps) and, except the
 last two, through `process` (all of them). Sources and sinks are the only things that
 differ between them.
 """

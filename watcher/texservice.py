@@ -33,12 +33,14 @@ import struct
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import jobfs
+from . import jobfs, texformat
 from .config import Settings
 from .texcache import TexCache, cache_key, is_svg
+from .texformat import Formats
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ MAX_DOCUMENT = 64 * 1024  # bytes of one .tex document a job may send
 MAX_REQUESTS = 5000  # documents per job
 MAX_LOG = 256 * 1024  # bytes of LaTeX's log sent back on an error
 TEX_TIMEOUT = 60.0  # seconds for one latex + dvisvgm run
+BACKGROUND_NICE = 10  # CPU priority of work ahead of the jobs (warm-up, format builds): the jobs' own go first
 COMPILERS = {"latex", "pdflatex", "xelatex", "lualatex", "luatex"}
 FORMATS = {".dvi", ".xdv", ".pdf"}
 _HEADER = struct.Struct(">I")
@@ -54,9 +57,10 @@ _HEADER = struct.Struct(">I")
 class TexFailure(Exception):
     """LaTeX could not typeset the document; `log` is its log file."""
 
-    def __init__(self, message: str, log_text: str):
+    def __init__(self, message: str, log_text: str, stopped: bool = False):
         super().__init__(message)
         self.log = log_text
+        self.stopped = stopped  # killed (timeout or cancel): no other way of typesetting it is tried
 
 
 class MissingTool(Exception):
@@ -70,11 +74,16 @@ class MissingTool(Exception):
 class Typesetter:
     """Trusted typesetting into one cache, single-flight within this process."""
 
-    def __init__(self, cache: TexCache, settings: Settings):
+    def __init__(self, cache: TexCache, settings: Settings, formats: bool = True):
         self.cache = cache
         self.settings = settings
         self._lock = threading.Lock()
-        self._flights: dict[str, threading.Event] = {}
+        # Runs under way: set when done, and an event a job sets when it waits for a background run.
+        self._flights: dict[str, tuple[threading.Event, threading.Event | None]] = {}
+        # Precompiled preambles, in the cache's folder; they take at most half of its size.
+        self.formats = Formats(cache.folder.parent / "fmt", cache.max_bytes // 2) if formats else None
+        self.formatted = 0  # documents typeset with their preamble's format
+        self._local = threading.local()  # .urgent: this thread works ahead of the jobs until it is set
         self._hits = 0  # documents served from the cache
         self._typeset_runs = 0  # documents typeset here
 
@@ -101,17 +110,21 @@ class Typesetter:
                 with self._lock:
                     self._hits += 1
                 return data
+            urgent = getattr(self._local, "urgent", None)  # None: a job asks (not work ahead of the jobs)
             with self._lock:
                 flight = self._flights.get(key)
                 mine = flight is None
                 if mine:
-                    flight = self._flights[key] = threading.Event()
+                    flight = self._flights[key] = (threading.Event(), urgent)
             assert flight is not None
+            done, theirs = flight
             if not mine:
+                if urgent is None and theirs is not None:
+                    theirs.set()  # a job waits for that background run now: it runs at normal priority
                 deadline = time.monotonic() + TEX_TIMEOUT * 2
-                while not flight.wait(0.1) and time.monotonic() < deadline:
+                while not done.wait(0.1) and time.monotonic() < deadline:
                     if cancel is not None and cancel.is_set():
-                        raise TexFailure("cancelled: the job ended", "")
+                        raise TexFailure("cancelled: the job ended", "", stopped=True)
                 continue  # the other run filled the cache, or failed: then this one tries
             try:
                 # Filled between our miss and our flight? (the run before ours just ended)
@@ -127,33 +140,85 @@ class Typesetter:
             finally:
                 with self._lock:
                     del self._flights[key]
-                flight.set()
+                done.set()
 
     def _typeset(
         self, document: str, compilers: list[str], output_format: str, cancel: threading.Event | None
     ) -> bytes:
+        """The SVG of `document`: with its preamble's format when there is one (`watcher.texformat`)."""
+        formats = self.formats
+        plan = None if formats is None else formats.plan(document, compilers, output_format)
+        if formats is None or plan is None:
+            return self.typeset_once(document, compilers, output_format, cancel)
+        if plan.use is not None:
+            try:
+                data = self.typeset_once(plan.body, compilers, output_format, cancel, plan.use)
+                with self._lock:
+                    self.formatted += 1
+                return data
+            except TexFailure as e:
+                if e.stopped:
+                    raise
+                loaded = bool(e.log)  # LaTeX writes no log when it cannot load the format
+            data = self.typeset_once(document, compilers, output_format, cancel)  # a LaTeX error reads as always
+            if not loaded:
+                formats.failed(plan, "LaTeX could not load it")
+            return data
+        try:
+            data = self.typeset_once(document, compilers, output_format, cancel)
+        except BaseException:
+            formats.abandon(plan)  # not the preamble's fault: a later document builds it
+            raise
+        formats.start_build(self, plan, data)  # in the background: no job waits for it
+        return data
+
+    def close(self, cancel: bool = False, timeout: float | None = None) -> bool:
+        """Let a format build under way finish (or with `cancel` kill its LaTeX run), waiting up to `timeout`."""
+        return self.formats is None or self.formats.close(cancel, timeout)
+
+    @contextlib.contextmanager
+    def background(self, urgent: threading.Event | None = None) -> Iterator[threading.Event]:
+        """The LaTeX and dvisvgm runs this thread starts meanwhile run at BACKGROUND_NICE until
+        `urgent` (yielded) is set, then at normal priority: by a job that waits for one of these
+        runs (from then on jobs wait for this work: the rest of it goes at normal priority too),
+        or by whoever waits for this thread."""
+        self._local.urgent = urgent = urgent or threading.Event()
+        try:
+            yield urgent
+        finally:
+            self._local.urgent = None
+
+    # -- what the format builds use too (watcher.texformat) ---------------------------------
+
+    def typeset_once(
+        self,
+        document: str,
+        compilers: list[str],
+        output_format: str,
+        cancel: threading.Event | None,
+        fmt: Path | None = None,
+    ) -> bytes:
+        """One run of LaTeX and dvisvgm in a new private directory; with `fmt`, LaTeX loads that format."""
         root = jobfs.create(self.settings.folders.work, "tex", "typeset")  # an unguessable directory inside
         try:
-            user = _render_user(self.settings)
-            if user is not None:
-                os.chown(root.path, user.pw_uid, user.pw_gid)
             name = "document"
-            (root.path / f"{name}.tex").write_text(document, encoding="utf-8")
-            if user is not None:
-                os.chown(root.path / f"{name}.tex", user.pw_uid, user.pw_gid)
+            user = self.prepare(root.path, document, fmt)
             for compiler in compilers:
-                run = self._run(_compile_command(compiler, output_format, name), root.path, user, cancel)
+                command = _compile_command(compiler, output_format, name)
+                if fmt is not None:
+                    command.insert(1, f"-fmt={texformat.NAME}")
+                run = self.run_tool(command, root.path, user, cancel)
                 if run.returncode != 0:
                     log_text = _read(root.path / f"{name}.log", MAX_LOG).decode("utf-8", "replace")
                     raise TexFailure(f"{compiler} error converting to {output_format[1:]}", log_text)
-            # Through stdin and stdout: dvisvgm silently writes nothing when it cannot resolve
-            # its directory's path (a render user below a folder it cannot search).
+            # Through stdin and stdout: dvisvgm silently writes nothing when it cannot resolve its
+            # directory's path (a render user below a folder it cannot search).
             command = ["dvisvgm", "--page=1", "--no-fonts", "--verbosity=0", "--stdout"]
             if output_format == ".pdf":  # dvisvgm reads a PDF only from a file
-                svg = self._run([*command, "--pdf", f"{name}.pdf"], root.path, user, cancel)
+                svg = self.run_tool([*command, "--pdf", f"{name}.pdf"], root.path, user, cancel)
             else:
                 with open(root.path / f"{name}{output_format}", "rb") as dvi:
-                    svg = self._run([*command, "--stdin"], root.path, user, cancel, stdin=dvi)
+                    svg = self.run_tool([*command, "--stdin"], root.path, user, cancel, stdin=dvi)
             data = svg.stdout
             if not is_svg(data):
                 raise TexFailure("dvisvgm made no SVG of the document", "")
@@ -161,7 +226,18 @@ class Typesetter:
         finally:
             jobfs.discard(root.root)
 
-    def _run(
+    def prepare(self, path: Path, document: str, fmt: Path | None) -> pwd.struct_passwd | None:
+        """Write document.tex (and the format, read-only) into a new run directory, for the user LaTeX runs as."""
+        user = _render_user(self.settings)
+        (path / "document.tex").write_text(document, encoding="utf-8")
+        if fmt is not None:  # LaTeX as root could write through a read-only link: root gets a copy
+            texformat.place(fmt, path / f"{texformat.NAME}.fmt", copy=user is None and os.geteuid() == 0)
+        if user is not None:
+            os.chown(path, user.pw_uid, user.pw_gid)
+            os.chown(path / "document.tex", user.pw_uid, user.pw_gid)
+        return user
+
+    def run_tool(
         self,
         argv: list[str],
         cwd: Path,
@@ -179,6 +255,7 @@ class Typesetter:
             "openout_any": "p",
             "TEXMFOUTPUT": str(cwd),
             "TEXMFVAR": str(cwd / ".texmf-var"),
+            "MKTEXFMT": "0",  # a format that is missing is an error, not a reason to run fmtutil
         }
         ids: dict[str, Any] = {}
         if user is not None:
@@ -196,12 +273,19 @@ class Typesetter:
             )
         except (FileNotFoundError, PermissionError):  # not on PATH, or not runnable by the render user
             raise MissingTool(argv[0]) from None
+        urgent = getattr(self._local, "urgent", None)
+        lowered = urgent is not None and not urgent.is_set()
+        if lowered:
+            lower_priority(proc.pid)
         deadline = time.monotonic() + TEX_TIMEOUT
         while True:
             try:
                 out, _ = proc.communicate(timeout=0.1)  # retrying loses no output
                 return subprocess.CompletedProcess(argv, proc.returncode, out, b"")
             except subprocess.TimeoutExpired:
+                if lowered and urgent is not None and urgent.is_set():
+                    lowered = False
+                    lower_priority(proc.pid, 0)  # a job waits for it now (only root may raise it back)
                 cancelled = cancel is not None and cancel.is_set()
                 if not cancelled and time.monotonic() < deadline:
                     continue
@@ -209,8 +293,18 @@ class Typesetter:
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
             if cancelled:
-                raise TexFailure("cancelled: the job ended", "")
-            raise TexFailure(f"{argv[0]} ran longer than {TEX_TIMEOUT:g} s", "")
+                raise TexFailure("cancelled: the job ended", "", stopped=True)
+            raise TexFailure(f"{argv[0]} ran longer than {TEX_TIMEOUT:g} s", "", stopped=True)
+
+
+def lower_priority(pid: int = 0, nice: int = BACKGROUND_NICE) -> None:
+    """Best effort: run process `pid` (0: this one) and its children at `nice`. With the scheduler's
+    autogroups (one per session: each LaTeX run, warm worker and helper has its own), a process's
+    nice counts only within its session, so the session's group gets it too."""
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, pid, nice)
+    with contextlib.suppress(OSError), open(f"/proc/{pid or 'self'}/autogroup", "w") as f:
+        f.write(str(nice))
 
 
 def _compile_command(compiler: str, output_format: str, name: str) -> list[str]:
