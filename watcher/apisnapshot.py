@@ -177,7 +177,7 @@ def snapshot_path(settings: Settings) -> Path | None:
     work = settings.folders.work
     if version is None or not work.is_absolute():
         return None
-    return work.parent / "cache" / f"manim-api-{version}.json"
+    return settings.folders.cache_dir / f"manim-api-{version}.json"
 
 
 def get(settings: Settings, wait: float | None = None) -> Snapshot | None:
