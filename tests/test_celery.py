@@ -173,13 +173,17 @@ def test_an_output_that_differs_from_the_result_is_not_filed(tmp_path: Path):
     spec = JobSpec(b"", "a.py", settings, ["A"])
     results = tmp_path / "results"
     results.mkdir()
-    result = CeleryExecutor()._take(meta, spec, settings, results, 0.0)
+    result = CeleryExecutor()._take(meta, task_id, spec, settings, results, 0.0)
     assert not result.ok and result.record is not None and result.record.type == "BadResult"
     assert "sha256" in result.record.message and list(results.iterdir()) == []
     # A name that leaves the task's folder is refused before anything is read.
     meta["result"]["outputs"][0]["name"] = "../../../../etc/passwd"
-    result = CeleryExecutor()._take(meta, spec, settings, results, 0.0)
+    result = CeleryExecutor()._take(meta, task_id, spec, settings, results, 0.0)
     assert result.record is not None and "outside" in result.record.message
+    # Outputs missing (a worker whose shared folder is not the front's): the record says so.
+    meta["result"]["outputs"][0]["name"] = f"{'ef' * 16}/out.mp4"
+    result = CeleryExecutor()._take(meta, task_id, spec, settings, results, 0.0)
+    assert result.record is not None and result.record.hint and "shared_folder" in result.record.hint
 
 
 # -- with a broker and workers ------------------------------------------------------------------

@@ -96,7 +96,7 @@ class CeleryExecutor:
                 return
             job = jobfs.create(settings.folders.work, "remote", Path(spec.filename).stem)
             try:
-                yield self._take(meta, spec, settings, job.results, started)
+                yield self._take(meta, task_id, spec, settings, job.results, started)
                 taken = True
             finally:
                 jobfs.discard(job.root)
@@ -148,10 +148,9 @@ class CeleryExecutor:
                 return None
 
     def _take(
-        self, meta: dict[str, Any], spec: JobSpec, settings: Settings, results: Path, started: float
+        self, meta: dict[str, Any], task_id: str, spec: JobSpec, settings: Settings, results: Path, started: float
     ) -> RenderResult:
         """The worker's result with its outputs copied into `results` and checked by size and sha256."""
-        task_id = meta.get("task_id", "?")
         if meta.get("status") != "SUCCESS":
             return _failure(spec.filename, meta, settings, started)
         try:
@@ -163,6 +162,11 @@ class CeleryExecutor:
                 result.suffixes.append(output["suffix"])
         except (BadResult, OSError, ValueError) as e:
             record = ErrorRecord(spec.filename, "internal", "BadResult", f"the worker's result was not taken: {e}")
+            if isinstance(e, FileNotFoundError):
+                record.hint = (
+                    f"the outputs were not in {settings.celery.shared_folder}: celery.shared_folder must be one "
+                    "folder that the front and every worker see, or set celery.results: inline"
+                )
             complete(record, settings, started)
             return RenderResult(spec.filename, ok=False, record=record, duration=record.duration or 0.0)
         return result
