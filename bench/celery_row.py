@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import yaml
+from procfs import children  # bench/procfs.py
 
 BIN = Path(sys.executable).parent
 
@@ -103,21 +104,13 @@ def _answers(port: int, password: str) -> bool:
 
 def _warm(pid: int, n: int) -> bool:
     """True once each of the worker's n pool processes has a warm worker that imported Manim."""
-    zygotes = [z for p in _children(pid) for z in _children(p)]
+    zygotes = [z for p in children(pid) for z in children(p)]
     if len(zygotes) < n:
         return False
     try:
         return all(os.readlink(f"/proc/{z}/cwd") == "/" for z in zygotes)  # see watcher.pool: "/" once imported
     except OSError:
         return False
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(p) for p in f.read().split()]
-    except OSError:
-        return []
 
 
 def _wait(predicate, timeout: float) -> None:

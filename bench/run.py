@@ -47,6 +47,7 @@ from importlib import metadata
 from pathlib import Path
 
 import celery_row  # bench/celery_row.py, beside this file
+from procfs import children  # bench/procfs.py
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENES = ROOT / "bench" / "scenes"
@@ -393,18 +394,6 @@ def daemon_long_run(root: Path, n: int, jobs: int, idle: int, out: dict) -> None
         out["idle_cpu_percent"] = round(percent, 3)
     finally:
         d.stop()
-
-
-def children(pid: int) -> list[int]:
-    """Child processes of every thread of `pid` (a process started by a thread is that thread's child)."""
-    found = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                found += [int(p) for p in f.read().split()]
-    except FileNotFoundError:
-        pass
-    return found
 
 
 def rss_kb(pid: int) -> int:

@@ -170,8 +170,12 @@ class WorkerProc:
 
 
 def children(pid: int) -> list[int]:
+    """Child processes of every thread of `pid` (a process started by a thread is that thread's child)."""
+    found = []
     try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(p) for p in f.read().split()]
-    except OSError:
-        return []
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found += [int(p) for p in f.read().split()]
+    except FileNotFoundError:
+        pass
+    return found

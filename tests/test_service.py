@@ -9,11 +9,27 @@ from pathlib import Path
 
 import pytest
 
+DAEMON_CONFIG = "daemon: {shutdown_grace: 40}\nfolders: {done: /srv/results/done}\n"
+WORKER_CONFIG = (
+    "executor: celery\nrender: {timeout: 100, grace: 5}\ncelery: {shared_folder: /srv/shared, concurrency: 3}\n"
+)
 
-def _unit(tmp_path: Path, user: str = "root") -> str:
-    (tmp_path / "config.yaml").write_text("daemon: {shutdown_grace: 40}\nfolders: {done: /srv/results/done}\n")
+
+def _unit(tmp_path: Path, user: str = "root", config: str = DAEMON_CONFIG, *options: str) -> str:
+    """`watcher service` on `config` (written to tmp_path/config.yaml) with `options`: the unit it prints."""
+    (tmp_path / "config.yaml").write_text(config)
     r = subprocess.run(
-        [sys.executable, "-m", "watcher", "service", "--config", str(tmp_path / "config.yaml"), "--user", user],
+        [
+            sys.executable,
+            "-m",
+            "watcher",
+            "service",
+            *options,
+            "--config",
+            str(tmp_path / "config.yaml"),
+            "--user",
+            user,
+        ],
         capture_output=True,
         text=True,
         timeout=30,
@@ -48,17 +64,7 @@ def test_systemd_accepts_the_unit(tmp_path: Path):
 
 
 def _worker_unit(tmp_path: Path) -> str:
-    (tmp_path / "config.yaml").write_text(
-        "executor: celery\nrender: {timeout: 100, grace: 5}\ncelery: {shared_folder: /srv/shared, concurrency: 3}\n"
-    )
-    r = subprocess.run(
-        [sys.executable, "-m", "watcher", "service", "--worker", "--config", str(tmp_path / "config.yaml")],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
-    return r.stdout
+    return _unit(tmp_path, "root", WORKER_CONFIG, "--worker")
 
 
 def test_worker_unit_drains_within_its_stop_timeout_and_reaches_the_broker(tmp_path: Path):
